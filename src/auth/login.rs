@@ -1,0 +1,89 @@
+//! `POST {auth_prefix}/login`: a `wx.login()` code in, a gateway token out.
+//!
+//! Steps: rate limit by client IP, parse `{code, appid?}`, exchange the code at WeChat,
+//! mint a token, store the session under the token's hash, answer with the identity and
+//! the resolved account. `session_key` stays in the store.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::read_json;
+use crate::error::GatewayError;
+use crate::http::{Body, json};
+use crate::limit;
+use crate::router::ConnInfo;
+use crate::session::{Session, Token};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    appid: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    openid: &'a str,
+    unionid: Option<&'a str>,
+    account_id: Option<&'a str>,
+}
+
+pub async fn login(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, GatewayError> {
+    let result = exchange(state, req, conn).await;
+    state.metrics.record_login(match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    });
+    result
+}
+
+async fn exchange(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, GatewayError> {
+    let client = limit::client_ip(conn.peer.ip(), req.headers(), &state.config.server.trusted_proxies);
+    state.limiter.check(client)?;
+    let body: LoginRequest = read_json(state, req).await?;
+    let code = body.code.as_deref().map(str::trim).unwrap_or_default();
+    if code.is_empty() {
+        return Err(GatewayError::invalid("`code` is required"));
+    }
+    if code.len() > 512 {
+        return Err(GatewayError::invalid("`code` is too long"));
+    }
+    let app = state.config.app(body.appid.as_deref()).ok_or_else(|| match body.appid {
+        Some(_) => GatewayError::invalid("unknown `appid`"),
+        None => GatewayError::invalid("`appid` is required when several apps are configured"),
+    })?;
+    let identity = state.wechat.code_to_session(app, code).await?;
+    let ttl = state.config.session.ttl;
+    let session = Arc::new(Session {
+        appid: Arc::from(app.appid.as_str()),
+        openid: identity.openid,
+        unionid: identity.unionid.filter(|u| !u.is_empty()),
+        session_key: identity.session_key,
+        phone: None,
+        expires_at: SystemTime::now() + ttl,
+    });
+    let token = Token::mint()?;
+    state.store.put(token.hash(), session.clone()).await?;
+    let account = state.accounts.resolve(&session);
+    tracing::debug!(appid = %session.appid, account = account.as_deref(), "login");
+    Ok(json(
+        StatusCode::OK,
+        &LoginResponse {
+            token: token.as_str(),
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+            openid: &session.openid,
+            unionid: session.unionid.as_deref(),
+            account_id: account.as_deref(),
+        },
+    ))
+}

@@ -1,0 +1,89 @@
+//! The mini-program's endpoints: login, session, logout.
+//!
+//! These handlers turn WeChat results into sessions and sessions into the contract's
+//! JSON. They own method checks, body limits and the login rate limit; WeChat calls live
+//! in `wechat`, storage in `session`, account lookups in `accounts`.
+
+mod login;
+mod session;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::error::GatewayError;
+use crate::http::Body;
+use crate::router::{AuthEndpoint, ConnInfo};
+use crate::session::{Credential, Session, TokenHash, token};
+use crate::state::AppState;
+
+/// Run the endpoint after checking its method.
+pub async fn handle(
+    state: &Arc<AppState>,
+    endpoint: AuthEndpoint,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let (allowed, allow) = match endpoint {
+        AuthEndpoint::Login | AuthEndpoint::Logout => (Method::POST, "POST"),
+        AuthEndpoint::Session => (Method::GET, "GET, HEAD"),
+    };
+    let head_ok = endpoint == AuthEndpoint::Session && req.method() == Method::HEAD;
+    if req.method() != allowed && !head_ok {
+        return Err(GatewayError::MethodNotAllowed { allow });
+    }
+    match endpoint {
+        AuthEndpoint::Login => login::login(state, req, conn).await,
+        AuthEndpoint::Session => session::show(state, req.headers()).await,
+        AuthEndpoint::Logout => session::logout(state, req.headers()).await,
+    }
+}
+
+/// The session behind the request's gateway token, or 401.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(TokenHash, Arc<Session>), GatewayError> {
+    match Credential::from_header(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes())) {
+        Credential::Gateway(token) => lookup(state, token).await,
+        Credential::None | Credential::Foreign => Err(GatewayError::Unauthenticated),
+    }
+}
+
+/// Look a `wxg_` token up; unknown, malformed or expired is 401.
+pub async fn lookup(state: &AppState, token: &str) -> Result<(TokenHash, Arc<Session>), GatewayError> {
+    if !token::is_well_formed(token) {
+        return Err(GatewayError::Unauthenticated);
+    }
+    let hash = TokenHash::of(token);
+    match state.store.get(&hash).await? {
+        Some(session) => Ok((hash, session)),
+        None => Err(GatewayError::Unauthenticated),
+    }
+}
+
+/// Read a JSON body of at most `max_body_bytes`, whatever its `Content-Type`.
+pub async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, GatewayError> {
+    let limit = state.config.server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::PayloadTooLarge),
+        Err(_) => return Err(GatewayError::invalid("the request body could not be read")),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::InvalidRequest(format!("the body is not the expected JSON: {e}").into())
+    })
+}

@@ -1,0 +1,220 @@
+//! Configuration: the TOML file turned into typed, validated values.
+//!
+//! Loading runs in two stages, as rust-rpxy does: `raw` is what serde reads (unknown keys
+//! rejected), `validate` turns it into the typed [`Config`] below, with messages that name
+//! the key and what to fix. Nothing here starts a server or touches the network.
+
+mod expand;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Uri};
+use ipnet::IpNet;
+
+use crate::secret::Secret;
+
+pub use validate::parse_duration;
+
+/// Why a configuration could not be loaded; the message names the key when there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("`{key}`: {problem}")]
+    Key { key: String, problem: String },
+}
+
+impl ConfigError {
+    pub(crate) fn key(key: &str, problem: impl Into<String>) -> Self {
+        Self::Key { key: key.to_string(), problem: problem.into() }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub wechat: WechatConfig,
+    pub apps: Vec<AppConfig>,
+    pub session: SessionConfig,
+    pub rate_limit: RateLimitConfig,
+    pub redis: Option<RedisConfig>,
+    pub accounts: AccountsConfig,
+    pub routes: Vec<RouteConfig>,
+    pub identity_headers: IdentityHeaders,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub max_body_bytes: u64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+    pub auth_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct WechatConfig {
+    /// Scheme and authority (and optional path prefix) without a trailing slash.
+    pub api_base: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub appid: String,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub store: StoreKind,
+    pub ttl: Duration,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitConfig {
+    /// 0 turns the limit off.
+    pub login_per_minute: u32,
+    pub login_burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub key_prefix: String,
+    pub encryption_key: Secret,
+    pub cluster: bool,
+    pub nodes: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    Allow,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub file: Option<PathBuf>,
+    pub unbound: Unbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Required,
+    Optional,
+    Public,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub upstream: Uri,
+    pub auth: AuthMode,
+    pub timeout: Duration,
+}
+
+/// The header names under which identity reaches the upstream.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub openid: HeaderName,
+    pub appid: HeaderName,
+    pub unionid: HeaderName,
+    pub account_id: HeaderName,
+    pub phone: HeaderName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Config {
+    /// Read, expand and validate the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        Self::from_toml(&text, base)
+    }
+
+    /// Parse configuration text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        expand::expand_env(&mut table)?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(&key, e.into_inner().to_string().trim().to_string())
+            })?;
+        validate::validate(raw, base)
+    }
+
+    /// The app with this appid, or the only one when `appid` is absent and one is configured.
+    pub fn app(&self, appid: Option<&str>) -> Option<&AppConfig> {
+        match appid {
+            Some(id) => self.apps.iter().find(|a| a.appid == id),
+            None if self.apps.len() == 1 => self.apps.first(),
+            None => None,
+        }
+    }
+
+    /// A one-line description for `check-config`.
+    pub fn summary(&self) -> String {
+        let store = match self.session.store {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        };
+        format!(
+            "config ok: listen {}{}, admin {}, {} app(s), {} route(s), store {store}, session ttl {}",
+            self.server.listen,
+            if self.server.tls.is_some() { " (tls)" } else { "" },
+            self.admin.listen,
+            self.apps.len(),
+            self.routes.len(),
+            humantime::format_duration(self.session.ttl),
+        )
+    }
+}

@@ -1,0 +1,211 @@
+//! The one error type whose variants are the contract's error codes.
+//!
+//! Every failure the gateway decides on becomes a [`GatewayError`]; [`GatewayError::into_response`]
+//! is the single place that turns one into a status, headers and the contract's JSON body
+//! `{"error": {"code", "message", "wechat_errcode"?}}`. The match arms list every variant, so
+//! a new one forces a decision.
+
+use std::borrow::Cow;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::http::{Body, json};
+
+/// A contract error; the variant names follow the contract's codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("the login or phone code is invalid or expired")]
+    InvalidCode { errcode: i64 },
+    #[error("the code has already been used")]
+    CodeUsed { errcode: i64 },
+    #[error("WeChat blocked this user as high-risk")]
+    UserBlocked { errcode: i64 },
+    #[error("a valid gateway token is required")]
+    Unauthenticated,
+    #[error("this session is not bound to an account")]
+    AccountNotBound,
+    #[error("no route matches this path")]
+    NotFound,
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("the verified phone belongs to another account than this session's")]
+    AccountConflict,
+    #[error("the request body is larger than the gateway accepts")]
+    PayloadTooLarge,
+    #[error("too many login attempts; retry later")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("WeChat's rate limit was reached; retry later")]
+    WechatRateLimited { errcode: i64 },
+    #[error("internal error: {0}")]
+    Internal(Cow<'static, str>),
+    #[error("WeChat answered with an error: {detail}")]
+    Wechat { errcode: Option<i64>, detail: Cow<'static, str> },
+    #[error("the upstream service could not be reached")]
+    UpstreamUnavailable,
+    #[error("WeChat is unavailable; retry later")]
+    WechatUnavailable { errcode: Option<i64> },
+    #[error("the session store cannot be reached")]
+    StoreUnavailable,
+    #[error("the upstream service did not answer in time")]
+    UpstreamTimeout,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: &'static str,
+    message: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wechat_errcode: Option<i64>,
+}
+
+impl GatewayError {
+    /// Convenience constructor for a 400 with a fixed message.
+    pub fn invalid(message: &'static str) -> Self {
+        Self::InvalidRequest(Cow::Borrowed(message))
+    }
+
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidCode { .. } => "invalid_code",
+            Self::CodeUsed { .. } => "code_used",
+            Self::UserBlocked { .. } => "user_blocked",
+            Self::Unauthenticated => "unauthenticated",
+            Self::AccountNotBound => "account_not_bound",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::AccountConflict => "account_conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited { .. } | Self::WechatRateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
+            Self::Wechat { .. } => "wechat_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::WechatUnavailable { .. } => "wechat_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The HTTP status the contract assigns to the code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidCode { .. } | Self::CodeUsed { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UserBlocked { .. } | Self::AccountNotBound => StatusCode::FORBIDDEN,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::AccountConflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } | Self::WechatRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Wechat { .. } | Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::WechatUnavailable { .. } | Self::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The WeChat errcode behind the error, when WeChat caused it.
+    pub fn wechat_errcode(&self) -> Option<i64> {
+        match self {
+            Self::InvalidCode { errcode }
+            | Self::CodeUsed { errcode }
+            | Self::UserBlocked { errcode }
+            | Self::WechatRateLimited { errcode } => Some(*errcode),
+            Self::Wechat { errcode, .. } | Self::WechatUnavailable { errcode } => *errcode,
+            Self::InvalidRequest(_)
+            | Self::Unauthenticated
+            | Self::AccountNotBound
+            | Self::NotFound
+            | Self::MethodNotAllowed { .. }
+            | Self::AccountConflict
+            | Self::PayloadTooLarge
+            | Self::RateLimited { .. }
+            | Self::Internal(_)
+            | Self::UpstreamUnavailable
+            | Self::StoreUnavailable
+            | Self::UpstreamTimeout => None,
+        }
+    }
+
+    /// The message shown to the client: internal details stay in the log.
+    fn public_message(&self) -> Cow<'_, str> {
+        match self {
+            Self::Internal(_) => Cow::Borrowed("internal error; the gateway log has details"),
+            other => Cow::Owned(other.to_string()),
+        }
+    }
+
+    /// Render the error as the contract's JSON response.
+    pub fn into_response(self) -> Response<Body> {
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code(),
+                message: self.public_message(),
+                wechat_errcode: self.wechat_errcode(),
+            },
+        };
+        let mut response = json(self.status(), &body);
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::WechatRateLimited { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(error: GatewayError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes());
+        let value = serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or_default();
+        (status, value)
+    }
+
+    #[tokio::test]
+    async fn wechat_errors_carry_the_errcode() {
+        let (status, body) = body_json(GatewayError::CodeUsed { errcode: 40163 }).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "code_used");
+        assert_eq!(body["error"]["wechat_errcode"], 40163);
+    }
+
+    #[tokio::test]
+    async fn internal_details_are_not_shown() {
+        let (status, body) = body_json(GatewayError::Internal("disk on fire".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("disk on fire"));
+        assert!(body["error"].get("wechat_errcode").is_none());
+    }
+}

@@ -1,0 +1,77 @@
+//! Body types and small response builders shared by every handler.
+//!
+//! The gateway answers with one boxed body type so that proxied (streamed) responses and
+//! its own JSON answers travel through the same server code. Nothing here decides what a
+//! response says; it only builds one.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use serde::Serialize;
+
+/// Any error a body may yield.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response the gateway sends.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let bytes = match serde_json::to_vec(value) {
+        Ok(bytes) => bytes,
+        Err(_) => br#"{"error":{"code":"internal_error","message":"response encoding failed"}}"#
+            .to_vec(),
+    };
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    response
+}
+
+/// A response with no body.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+/// A whole body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A plain-text response (Prometheus metrics, health probes).
+pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The pooled HTTP client used for WeChat and for upstreams: keep-alive, `http://` and
+/// `https://` (rustls with the ring provider and the webpki roots).
+pub type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Body,
+>;
+
+/// Build a pooled client. `http2` lets ALPN pick HTTP/2 for `https://` peers that offer it.
+pub fn client(http2: bool) -> Client {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1();
+    let connector = if http2 { builder.enable_http2().wrap_connector(http) } else { builder.wrap_connector(http) };
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector)
+}

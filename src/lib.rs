@@ -1,0 +1,33 @@
+//! wxgate: a reverse-proxy authentication gateway for WeChat Mini Programs.
+//!
+//! A request's way through the gateway, module by module:
+//!
+//! - [`server`]: listeners (HTTP/1 and HTTP/2, optional rustls TLS), connection limits and
+//!   timeouts, graceful shutdown, and the admin listener.
+//! - [`router`]: path checks, then the auth endpoints, a proxy route, or 404.
+//! - [`auth`]: `/wx/login`, `/wx/session`, `/wx/logout`: WeChat results become sessions.
+//! - [`wechat`]: the only code that talks to WeChat.
+//! - [`session`]: the `SessionStore` trait, its in-memory backend, token minting and hashing.
+//! - [`accounts`]: identity → account resolution from the accounts file (hot-reloaded).
+//! - [`proxy`]: header sanitising and injection, X-Forwarded-*, the pooled upstream client.
+//! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
+//! - [`error`]: the contract's error codes and their single rendering.
+//! - [`metrics`]: counters and histograms in Prometheus text.
+//! - [`demo`]: the `wxgate demo` WeChat simulator and echo upstream (never used by `run`).
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod limit;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod router;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod wechat;

@@ -1,0 +1,170 @@
+//! Per-connection header-read and idle timeouts, enforced on the socket itself.
+//!
+//! hyper's own header timeout does not run while hyper-util's auto builder sniffs the
+//! protocol, and it has no idle timeout, so the accepted stream is wrapped in [`TimedIo`].
+//! A connection is *busy* while a request is in flight (counted by [`InFlight`], which the
+//! service holds until the response body is done). When not busy it is *idle* (closed after
+//! `idle_timeout`) until bytes of a new request arrive, which start the header clock
+//! (closed after `header_read_timeout`). A new connection starts on the header clock.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Requests in flight on one connection.
+#[derive(Default)]
+pub struct InFlight(AtomicUsize);
+
+impl InFlight {
+    /// Count a request until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self.clone())
+    }
+
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Holds a connection busy; dropped when the response is finished (or abandoned).
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Headers,
+    Busy,
+    Idle,
+}
+
+/// An IO stream that times out slow headers and idle keep-alive connections.
+pub struct TimedIo<I> {
+    inner: I,
+    in_flight: Arc<InFlight>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    phase: Phase,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<I> TimedIo<I> {
+    pub fn new(inner: I, in_flight: Arc<InFlight>, header_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            inner,
+            in_flight,
+            header_timeout,
+            idle_timeout,
+            phase: Phase::Headers,
+            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+        }
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        let timeout = match phase {
+            Phase::Headers => self.header_timeout,
+            Phase::Idle => self.idle_timeout,
+            Phase::Busy => Duration::ZERO,
+        };
+        self.phase = phase;
+        if phase != Phase::Busy {
+            self.deadline.as_mut().reset(Instant::now() + timeout);
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.in_flight.busy() {
+            this.phase = Phase::Busy;
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if this.phase == Phase::Busy {
+            this.enter(Phase::Idle);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && this.phase == Phase::Idle {
+                    this.enter(Phase::Headers);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// A response body that keeps its connection busy until it is finished or dropped.
+pub struct GuardedBody<B> {
+    inner: B,
+    _guard: InFlightGuard,
+}
+
+impl<B> GuardedBody<B> {
+    pub fn new(inner: B, guard: InFlightGuard) -> Self {
+        Self { inner, _guard: guard }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for GuardedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,111 @@
+//! The in-memory session store, a moka cache keyed by token hash.
+//!
+//! Each entry expires at its session's absolute `expires_at`, whatever updates it saw
+//! (a phone verification must not extend a session). Lookups take no lock that a slow
+//! WeChat call could hold.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use moka::future::Cache;
+
+use super::{Session, SessionStore, TokenHash};
+use crate::error::GatewayError;
+
+/// Sessions held in this process only.
+pub struct MemoryStore {
+    cache: Cache<TokenHash, Arc<Session>>,
+}
+
+struct UntilExpiry;
+
+fn remaining(session: &Session) -> Option<Duration> {
+    Some(session.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+impl Expiry<TokenHash, Arc<Session>> for UntilExpiry {
+    fn expire_after_create(&self, _: &TokenHash, value: &Arc<Session>, _: Instant) -> Option<Duration> {
+        remaining(value)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &TokenHash,
+        value: &Arc<Session>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        remaining(value)
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self { cache: Cache::builder().expire_after(UntilExpiry).build() }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
+        self.cache.insert(key, session).await;
+        Ok(())
+    }
+
+    async fn get(&self, key: &TokenHash) -> Result<Option<Arc<Session>>, GatewayError> {
+        Ok(self.cache.get(key).await.filter(|s| !s.is_expired(SystemTime::now())))
+    }
+
+    async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
+        self.cache.invalidate(key).await;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    fn len(&self) -> Option<u64> {
+        Some(self.cache.entry_count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn session(ttl: Duration) -> Arc<Session> {
+        Arc::new(Session {
+            appid: "wx1".into(),
+            openid: "o1".into(),
+            unionid: None,
+            session_key: Secret::new("k"),
+            phone: None,
+            expires_at: SystemTime::now() + ttl,
+        })
+    }
+
+    #[tokio::test]
+    async fn put_get_remove_and_expiry() {
+        let store = MemoryStore::new();
+        let key = TokenHash::of("wxg_a");
+        assert!(store.put(key, session(Duration::from_secs(60))).await.is_ok());
+        assert!(matches!(store.get(&key).await, Ok(Some(_))));
+        assert!(store.remove(&key).await.is_ok());
+        assert!(matches!(store.get(&key).await, Ok(None)));
+
+        let short = TokenHash::of("wxg_b");
+        assert!(store.put(short, session(Duration::from_millis(20))).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(matches!(store.get(&short).await, Ok(None)));
+    }
+}
