@@ -27,6 +27,8 @@ pub enum GatewayError {
     Unauthenticated,
     #[error("this session is not bound to an account")]
     AccountNotBound,
+    #[error("this client may not use this endpoint")]
+    Forbidden,
     #[error("no route matches this path")]
     NotFound,
     #[error("this endpoint does not take that method")]
@@ -42,7 +44,10 @@ pub enum GatewayError {
     #[error("internal error: {0}")]
     Internal(Cow<'static, str>),
     #[error("WeChat answered with an error: {detail}")]
-    Wechat { errcode: Option<i64>, detail: Cow<'static, str> },
+    Wechat {
+        errcode: Option<i64>,
+        detail: Cow<'static, str>,
+    },
     #[error("the upstream service could not be reached")]
     UpstreamUnavailable,
     #[error("WeChat is unavailable; retry later")]
@@ -81,6 +86,7 @@ impl GatewayError {
             Self::UserBlocked { .. } => "user_blocked",
             Self::Unauthenticated => "unauthenticated",
             Self::AccountNotBound => "account_not_bound",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::AccountConflict => "account_conflict",
@@ -101,7 +107,9 @@ impl GatewayError {
             Self::InvalidRequest(_) | Self::InvalidCode { .. } | Self::CodeUsed { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UserBlocked { .. } | Self::AccountNotBound => StatusCode::FORBIDDEN,
+            Self::UserBlocked { .. } | Self::AccountNotBound | Self::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,6 +138,7 @@ impl GatewayError {
             Self::InvalidRequest(_)
             | Self::Unauthenticated
             | Self::AccountNotBound
+            | Self::Forbidden
             | Self::NotFound
             | Self::MethodNotAllowed { .. }
             | Self::AccountConflict

@@ -21,8 +21,9 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let bytes = match serde_json::to_vec(value) {
         Ok(bytes) => bytes,
-        Err(_) => br#"{"error":{"code":"internal_error","message":"response encoding failed"}}"#
-            .to_vec(),
+        Err(_) => {
+            br#"{"error":{"code":"internal_error","message":"response encoding failed"}}"#.to_vec()
+        }
     };
     let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
@@ -39,11 +40,17 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 
 /// A whole body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A plain-text response (Prometheus metrics, health probes).
-pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
@@ -69,7 +76,11 @@ pub fn client(http2: bool) -> Client {
         .with_webpki_roots()
         .https_or_http()
         .enable_http1();
-    let connector = if http2 { builder.enable_http2().wrap_connector(http) } else { builder.wrap_connector(http) };
+    let connector = if http2 {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.wrap_connector(http)
+    };
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_timer(hyper_util::rt::TokioTimer::new())

@@ -5,17 +5,19 @@
 //! - [`server`]: listeners (HTTP/1 and HTTP/2, optional rustls TLS), connection limits and
 //!   timeouts, graceful shutdown, and the admin listener.
 //! - [`router`]: path checks, then the auth endpoints, a proxy route, or 404.
-//! - [`auth`]: `/wx/login`, `/wx/session`, `/wx/logout`: WeChat results become sessions.
-//! - [`wechat`]: the only code that talks to WeChat.
+//! - [`auth`]: `/wx/login`, `/wx/phone`, `/wx/session`, `/wx/logout`: WeChat results become sessions.
+//! - [`wechat`]: the only code that talks to WeChat, with the access_token manager.
 //! - [`session`]: the `SessionStore` trait, its in-memory backend, token minting and hashing.
-//! - [`accounts`]: identity → account resolution from the accounts file (hot-reloaded).
+//! - [`accounts`]: identity → account resolution: durable bindings, the accounts file (hot-reloaded).
 //! - [`proxy`]: header sanitising and injection, X-Forwarded-*, the pooled upstream client.
 //! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
+//! - [`admin`]: probes, metrics, bindings and the access_token server on the admin listener.
 //! - [`demo`]: the `wxgate demo` WeChat simulator and echo upstream (never used by `run`).
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod demo;

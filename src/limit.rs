@@ -33,16 +33,23 @@ impl LoginLimiter {
             let burst = NonZeroU32::new(config.login_burst).unwrap_or(NonZeroU32::MIN);
             DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
         });
-        Self { limiter, clock: DefaultClock::default() }
+        Self {
+            limiter,
+            clock: DefaultClock::default(),
+        }
     }
 
     /// Take one token from this client's bucket, or say how long to wait.
     pub fn check(&self, client: IpAddr) -> Result<(), GatewayError> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
         limiter.check_key(&bucket_key(client)).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            GatewayError::RateLimited { retry_after_secs: secs.max(1) }
+            GatewayError::RateLimited {
+                retry_after_secs: secs.max(1),
+            }
         })
     }
 
@@ -126,7 +133,9 @@ fn parse_hop(s: &str) -> Option<IpAddr> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
-    s.parse::<std::net::SocketAddr>().ok().map(|a| canonical(a.ip()))
+    s.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| canonical(a.ip()))
 }
 
 #[cfg(test)]
@@ -135,7 +144,8 @@ mod tests {
     use http::HeaderValue;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     #[test]
@@ -149,22 +159,33 @@ mod tests {
     fn trusted_peer_gives_rightmost_untrusted_hop() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_default()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.7"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.7"),
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
     }
 
     #[test]
     fn limits_per_client_and_ipv6_per_64() {
-        let l = LoginLimiter::new(RateLimitConfig { login_per_minute: 60, login_burst: 2 });
+        let l = LoginLimiter::new(RateLimitConfig {
+            login_per_minute: 60,
+            login_burst: 2,
+        });
         assert!(l.check(ip("1.1.1.1")).is_ok());
         assert!(l.check(ip("1.1.1.1")).is_ok());
         let err = l.check(ip("1.1.1.1"));
-        assert!(matches!(err, Err(GatewayError::RateLimited { retry_after_secs }) if retry_after_secs >= 1));
+        assert!(
+            matches!(err, Err(GatewayError::RateLimited { retry_after_secs }) if retry_after_secs >= 1)
+        );
         assert!(l.check(ip("1.1.1.2")).is_ok());
         assert!(l.check(ip("2001:db8::1")).is_ok());
         assert!(l.check(ip("2001:db8::2")).is_ok());
         assert!(l.check(ip("2001:db8::3")).is_err());
-        let off = LoginLimiter::new(RateLimitConfig { login_per_minute: 0, login_burst: 1 });
+        let off = LoginLimiter::new(RateLimitConfig {
+            login_per_minute: 0,
+            login_burst: 1,
+        });
         assert!((0..100).all(|_| off.check(ip("1.1.1.1")).is_ok()));
     }
 }

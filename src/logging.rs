@@ -11,7 +11,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Libraries whose verbose levels could echo request targets.
-const CAPPED: [&str; 5] = ["hyper=info", "hyper_util=info", "h2=info", "rustls=info", "tokio_rustls=info"];
+const CAPPED: [&str; 5] = [
+    "hyper=info",
+    "hyper_util=info",
+    "h2=info",
+    "rustls=info",
+    "tokio_rustls=info",
+];
 
 /// Install the global subscriber; keep the guard alive until exit so buffered lines flush.
 pub fn init(format: LogFormat, level: &str) -> WorkerGuard {
@@ -25,10 +31,16 @@ pub fn init(format: LogFormat, level: &str) -> WorkerGuard {
         }
     }
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let result = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("wxgate: logging already initialised: {e}");

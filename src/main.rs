@@ -14,7 +14,11 @@ use wxgate::state::AppState;
 use wxgate::{demo, logging};
 
 #[derive(Parser)]
-#[command(name = "wxgate", version, about = "Authentication gateway for WeChat Mini Programs")]
+#[command(
+    name = "wxgate",
+    version,
+    about = "Authentication gateway for WeChat Mini Programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,10 @@ impl From<FormatArg> for LogFormat {
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wxgate: cannot start the runtime: {e}");
@@ -76,8 +83,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::CheckConfig { config } => check_config(&config),
-        Command::Run { config, log_format } => runtime.block_on(run(config, log_format.map(Into::into))),
-        Command::Demo { listen, admin_listen, log_format } => {
+        Command::Run { config, log_format } => {
+            runtime.block_on(run(config, log_format.map(Into::into)))
+        }
+        Command::Demo {
+            listen,
+            admin_listen,
+            log_format,
+        } => {
             let format = log_format.map_or(LogFormat::Text, Into::into);
             let _guard = logging::init(format, "info");
             runtime.block_on(demo::run(listen, admin_listen))
@@ -92,10 +105,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(path: &PathBuf) -> Result<(), String> {
+fn check_config(path: &std::path::Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(file) = &config.accounts.file {
-        let accounts = AccountResolver::load(Some(file.clone())).map_err(|e| format!("accounts.file: {e}"))?;
+        let accounts =
+            AccountResolver::load(Some(file.clone())).map_err(|e| format!("accounts.file: {e}"))?;
         drop(accounts);
     }
     println!("{}", config.summary());
@@ -105,7 +119,10 @@ fn check_config(path: &PathBuf) -> Result<(), String> {
 async fn run(path: PathBuf, log_format: Option<LogFormat>) -> Result<(), String> {
     let config = Config::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let _guard = logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
-    let accounts = Arc::new(AccountResolver::load(config.accounts.file.clone()).map_err(|e| format!("accounts.file: {e}"))?);
+    let accounts = Arc::new(
+        AccountResolver::load(config.accounts.file.clone())
+            .map_err(|e| format!("accounts.file: {e}"))?,
+    );
     let _watcher = reload::spawn(accounts.clone());
     let state = Arc::new(AppState::new(config, accounts)?);
     state.limiter.spawn_pruner();

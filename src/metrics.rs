@@ -44,7 +44,14 @@ pub struct Metrics {
     logins: Family<OutcomeLabels, Counter>,
     wechat_latency: Family<ApiLabels, Histogram, fn() -> Histogram>,
     wechat_errors: Family<OutcomeLabels, Counter>,
+    token_events: Family<EventLabels, Counter>,
+    phones: Family<OutcomeLabels, Counter>,
     sessions: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
 }
 
 impl Metrics {
@@ -57,9 +64,15 @@ impl Metrics {
             requests.clone(),
         );
         let logins = Family::<OutcomeLabels, Counter>::default();
-        registry.register("wxgate_login", "Login outcomes by result code", logins.clone());
+        registry.register(
+            "wxgate_login",
+            "Login outcomes by result code",
+            logins.clone(),
+        );
         let wechat_latency =
-            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         registry.register(
             "wxgate_wechat_request_duration_seconds",
             "Latency of calls to WeChat by API",
@@ -71,14 +84,44 @@ impl Metrics {
             "Failed calls to WeChat by error code",
             wechat_errors.clone(),
         );
+        let token_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "wxgate_access_token_events",
+            "access_token fetches, failed fetches and expiries after a WeChat rejection",
+            token_events.clone(),
+        );
+        let phones = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "wxgate_phone",
+            "Phone verification outcomes by result code",
+            phones.clone(),
+        );
         let sessions = Gauge::default();
-        registry.register("wxgate_sessions", "Live sessions in the store", sessions.clone());
-        Self { registry, requests, logins, wechat_latency, wechat_errors, sessions }
+        registry.register(
+            "wxgate_sessions",
+            "Live sessions in the store",
+            sessions.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            logins,
+            wechat_latency,
+            wechat_errors,
+            token_events,
+            phones,
+            sessions,
+        }
     }
 
     /// Count one finished request.
     pub fn record_request(&self, route: &Arc<str>, status: u16) {
-        self.requests.get_or_create(&RequestLabels { route: route.clone(), status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                status,
+            })
+            .inc();
     }
 
     /// Count one login by outcome (`ok` or an error code).
@@ -86,11 +129,27 @@ impl Metrics {
         self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// Count one phone verification by outcome (`ok` or an error code).
+    pub fn record_phone(&self, outcome: &'static str) {
+        self.phones.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Count an access_token event: `fetched`, `fetch_failed`, `expired`.
+    pub fn record_token_event(&self, event: &'static str) {
+        self.token_events
+            .get_or_create(&EventLabels { event })
+            .inc();
+    }
+
     /// Observe the latency of one WeChat call.
     pub fn record_wechat(&self, api: &'static str, elapsed: Duration, error: Option<&'static str>) {
-        self.wechat_latency.get_or_create(&ApiLabels { api }).observe(elapsed.as_secs_f64());
+        self.wechat_latency
+            .get_or_create(&ApiLabels { api })
+            .observe(elapsed.as_secs_f64());
         if let Some(outcome) = error {
-            self.wechat_errors.get_or_create(&OutcomeLabels { outcome }).inc();
+            self.wechat_errors
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
         }
     }
 
@@ -122,11 +181,24 @@ mod tests {
         let m = Metrics::new();
         m.record_request(&Arc::from("/api/"), 200);
         m.record_login("ok");
-        m.record_wechat("jscode2session", Duration::from_millis(12), Some("invalid_code"));
+        m.record_wechat(
+            "jscode2session",
+            Duration::from_millis(12),
+            Some("invalid_code"),
+        );
         let text = m.render(Some(3));
-        assert!(text.contains(r#"wxgate_http_requests_total{route="/api/",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"wxgate_login_total{outcome="ok"} 1"#), "{text}");
-        assert!(text.contains("wxgate_wechat_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(r#"wxgate_http_requests_total{route="/api/",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wxgate_login_total{outcome="ok"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("wxgate_wechat_request_duration_seconds_bucket"),
+            "{text}"
+        );
         assert!(text.contains("wxgate_sessions 3"), "{text}");
     }
 }

@@ -29,6 +29,7 @@ pub struct ConnInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthEndpoint {
     Login,
+    Phone,
     Session,
     Logout,
 }
@@ -45,6 +46,7 @@ pub fn classify<'a>(state: &'a AppState, path: &str) -> Target<'a> {
     if let Some(rest) = path.strip_prefix(state.config.server.auth_prefix.as_str()) {
         let endpoint = match rest {
             "/login" => Some(AuthEndpoint::Login),
+            "/phone" => Some(AuthEndpoint::Phone),
             "/session" => Some(AuthEndpoint::Session),
             "/logout" => Some(AuthEndpoint::Logout),
             _ => None,
@@ -75,7 +77,9 @@ pub fn is_normal_path(path: &str) -> bool {
             }
         }
     }
-    !path.split('/').any(|segment| segment == "." || segment == "..")
+    !path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// The request id: the client's `X-Request-Id` when it is sane, else a fresh UUID.
@@ -92,7 +96,11 @@ fn request_id(req: &Request<Incoming>) -> HeaderValue {
 }
 
 /// Handle one request from the public listener.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let method = req.method().clone();
@@ -104,7 +112,10 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, conn: ConnInfo
         }
         e.into_response()
     });
-    response.headers_mut().entry("x-request-id").or_insert(request_id.clone());
+    response
+        .headers_mut()
+        .entry("x-request-id")
+        .or_insert(request_id.clone());
     let status = response.status().as_u16();
     state.metrics.record_request(&label, status);
     tracing::info!(
@@ -127,21 +138,25 @@ async fn dispatch(
     request_id: &HeaderValue,
 ) -> (Arc<str>, Result<Response<Body>, GatewayError>) {
     if !is_normal_path(req.uri().path()) {
-        let e = GatewayError::invalid("the path is not in normal form (., .., //, \\ or an encoded /, \\ or .)");
+        let e = GatewayError::invalid(
+            "the path is not in normal form (., .., //, \\ or an encoded /, \\ or .)",
+        );
         return (state.labels.none.clone(), Err(e));
     }
     match classify(state, req.uri().path()) {
         Target::Auth(endpoint) => {
             let label = match endpoint {
                 AuthEndpoint::Login => state.labels.login.clone(),
+                AuthEndpoint::Phone => state.labels.phone.clone(),
                 AuthEndpoint::Session => state.labels.session.clone(),
                 AuthEndpoint::Logout => state.labels.logout.clone(),
             };
             (label, auth::handle(state, endpoint, req, conn).await)
         }
-        Target::Proxy(route) => {
-            (route.label.clone(), proxy::forward(state, route, req, conn, request_id).await)
-        }
+        Target::Proxy(route) => (
+            route.label.clone(),
+            proxy::forward(state, route, req, conn, request_id).await,
+        ),
         Target::NotFound => (state.labels.none.clone(), Err(GatewayError::NotFound)),
     }
 }
@@ -156,8 +171,17 @@ mod tests {
             assert!(is_normal_path(ok), "{ok}");
         }
         for bad in [
-            "/api/../x", "/api/./x", "//api", "/api//x", "/api\\x", "/api/%2e%2e/x", "/api%2Fx",
-            "/api%5cx", "/api/..", "/.", "api",
+            "/api/../x",
+            "/api/./x",
+            "//api",
+            "/api//x",
+            "/api\\x",
+            "/api/%2e%2e/x",
+            "/api%2Fx",
+            "/api%5cx",
+            "/api/..",
+            "/.",
+            "api",
         ] {
             assert!(!is_normal_path(bad), "{bad}");
         }

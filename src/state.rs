@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::accounts::AccountResolver;
+use crate::accounts::{AccountResolver, BindingStore, LocalBindings};
 use crate::config::{Config, RouteConfig, StoreKind};
 use crate::http::{Client, client};
 use crate::limit::LoginLimiter;
@@ -15,6 +15,7 @@ use crate::proxy::headers::IdentityNames;
 use crate::session::SessionStore;
 use crate::session::memory::MemoryStore;
 use crate::wechat::WechatClient;
+use crate::wechat::token::TokenManager;
 
 /// A configured route with its metrics label prepared.
 pub struct Route {
@@ -31,7 +32,9 @@ pub struct AppState {
     pub routes: Vec<Route>,
     pub store: Arc<dyn SessionStore>,
     pub accounts: Arc<AccountResolver>,
-    pub wechat: WechatClient,
+    pub bindings: Arc<dyn BindingStore>,
+    pub wechat: Arc<WechatClient>,
+    pub tokens: TokenManager,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<Metrics>,
     pub upstream: Client,
@@ -50,12 +53,28 @@ pub struct Labels {
 }
 
 impl AppState {
-    /// Build the state for `config` with the given accounts resolver.
+    /// Build the state for `config`; bindings persist under `[session] data_dir`.
     pub fn new(config: Config, accounts: Arc<AccountResolver>) -> Result<Self, String> {
+        let bindings = match config.session.store {
+            StoreKind::Memory => Arc::new(LocalBindings::open(&config.session.data_dir)?),
+            StoreKind::Redis => Arc::new(LocalBindings::ephemeral()),
+        };
+        Self::with_bindings(config, accounts, bindings)
+    }
+
+    /// Build the state with an explicit binding store (the demo keeps them in memory).
+    pub fn with_bindings(
+        config: Config,
+        accounts: Arc<AccountResolver>,
+        bindings: Arc<dyn BindingStore>,
+    ) -> Result<Self, String> {
         let store: Arc<dyn SessionStore> = match config.session.store {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
             StoreKind::Redis => {
-                return Err("session.store = \"redis\" is not supported by this build yet; use \"memory\"".into());
+                return Err(
+                    "session.store = \"redis\" is not supported by this build yet; use \"memory\""
+                        .into(),
+                );
             }
         };
         let metrics = Arc::new(Metrics::new());
@@ -76,9 +95,12 @@ impl AppState {
             logout: format!("{prefix}/logout").into(),
             none: Arc::from("none"),
         };
+        let wechat = Arc::new(WechatClient::new(config.wechat.clone(), metrics.clone()));
         Ok(Self {
             identity: IdentityNames::new(&config.identity_headers),
-            wechat: WechatClient::new(config.wechat.clone(), metrics.clone()),
+            tokens: TokenManager::new(&config.apps, wechat.clone()),
+            wechat,
+            bindings,
             limiter: Arc::new(LoginLimiter::new(config.rate_limit)),
             upstream: client(false),
             routes,

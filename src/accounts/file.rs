@@ -50,7 +50,8 @@ impl AccountId {
 
 impl AccountsFile {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -65,7 +66,11 @@ impl AccountsFile {
                 .ok_or_else(|| format!("[phone] key {key:?} is not E.164 or a mainland number"))?;
             phones.insert(canonical, account.into_arc());
         }
-        Ok(Self { openid: convert(raw.openid), unionid: convert(raw.unionid), phone: phones })
+        Ok(Self {
+            openid: convert(raw.openid),
+            unionid: convert(raw.unionid),
+            phone: phones,
+        })
     }
 
     pub fn len(&self) -> usize {

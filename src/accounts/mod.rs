@@ -5,6 +5,7 @@
 //! phone. The file mapping sits behind an `ArcSwap`, so a reload swaps it whole and a
 //! request never waits on a lock. This module never talks to WeChat.
 
+pub mod bindings;
 pub mod file;
 pub mod phone;
 pub mod reload;
@@ -14,9 +15,17 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use bindings::{Binding, BindingStore, LocalBindings};
 pub use file::AccountsFile;
 
 use crate::session::Session;
+
+/// Who a session is, for the upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub account: Option<Arc<str>>,
+    pub phone: Option<Arc<str>>,
+}
 
 /// Resolves sessions to account IDs from the current mapping.
 pub struct AccountResolver {
@@ -31,27 +40,43 @@ impl AccountResolver {
             Some(p) => AccountsFile::load(p)?,
             None => AccountsFile::default(),
         };
-        Ok(Self { file: ArcSwap::from_pointee(file), path })
+        Ok(Self {
+            file: ArcSwap::from_pointee(file),
+            path,
+        })
     }
 
     /// A resolver over a fixed mapping (demo, tests).
     pub fn fixed(file: AccountsFile) -> Self {
-        Self { file: ArcSwap::from_pointee(file), path: None }
+        Self {
+            file: ArcSwap::from_pointee(file),
+            path: None,
+        }
     }
 
-    /// The account for this session, if any.
-    pub fn resolve(&self, session: &Session) -> Option<Arc<str>> {
-        self.resolve_identity(&session.openid, session.unionid.as_deref(), session.phone.as_deref())
-    }
-
-    /// The account for these identities, in the contract's order.
-    pub fn resolve_identity(&self, openid: &str, unionid: Option<&str>, phone: Option<&str>) -> Option<Arc<str>> {
+    /// The account and verified phone for this session, given its binding (if any):
+    /// binding → `[openid]` → `[unionid]` → the verified phone under `[phone]`.
+    pub fn resolve(&self, session: &Session, binding: Option<&Binding>) -> Resolved {
+        let phone: Option<Arc<str>> = session
+            .phone
+            .as_deref()
+            .or_else(|| binding.and_then(|b| b.phone.as_deref()))
+            .map(Arc::from);
+        let bound = binding.and_then(|b| b.account_id.as_deref()).map(Arc::from);
         let file = self.file.load();
-        file.openid
-            .get(openid)
-            .or_else(|| unionid.and_then(|u| file.unionid.get(u)))
-            .or_else(|| phone.and_then(|p| file.phone.get(p)))
-            .cloned()
+        let account = bound.or_else(|| {
+            file.openid
+                .get(&session.openid)
+                .or_else(|| session.unionid.as_deref().and_then(|u| file.unionid.get(u)))
+                .or_else(|| phone.as_deref().and_then(|p| file.phone.get(p)))
+                .cloned()
+        });
+        Resolved { account, phone }
+    }
+
+    /// The account the `[phone]` section maps this E.164 number to.
+    pub fn account_for_phone(&self, phone: &str) -> Option<Arc<str>> {
+        self.file.load().phone.get(phone).cloned()
     }
 
     /// Re-read the file; on failure keep the previous mapping and return the error.

@@ -6,7 +6,10 @@
 
 /// Canonical E.164 for an accounts-file key, or `None` if it is not a phone number.
 pub fn normalize(input: &str) -> Option<String> {
-    let cleaned: String = input.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+    let cleaned: String = input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
     if let Some(digits) = cleaned.strip_prefix('+') {
         return e164(digits);
     }
@@ -45,13 +48,22 @@ mod tests {
     #[test]
     fn normalizes_mainland_and_e164() {
         assert_eq!(normalize("13800138000").as_deref(), Some("+8613800138000"));
-        assert_eq!(normalize("+86 138-0013-8000").as_deref(), Some("+8613800138000"));
+        assert_eq!(
+            normalize("+86 138-0013-8000").as_deref(),
+            Some("+8613800138000")
+        );
         assert_eq!(normalize("+14155550123").as_deref(), Some("+14155550123"));
         assert_eq!(normalize("0012025550123").as_deref(), Some("+12025550123"));
         assert_eq!(normalize("12345"), None);
         assert_eq!(normalize("+86abc"), None);
-        assert_eq!(from_parts("86", "13800138000").as_deref(), Some("+8613800138000"));
-        assert_eq!(from_parts("1", "4155550123").as_deref(), Some("+14155550123"));
+        assert_eq!(
+            from_parts("86", "13800138000").as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            from_parts("1", "4155550123").as_deref(),
+            Some("+14155550123")
+        );
         assert_eq!(from_parts("", "4155550123"), None);
     }
 }

@@ -18,7 +18,10 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Start watching; the returned watcher must be kept alive.
 pub fn spawn(resolver: Arc<AccountResolver>) -> Option<notify::RecommendedWatcher> {
     let path = resolver.path()?.clone();
-    let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
+    let dir = path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| ".".into());
     let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
     let sighup_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -72,7 +75,9 @@ fn spawn_sighup(tx: mpsc::UnboundedSender<bool>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the accounts file");
             if tx.send(true).is_err() {
@@ -85,6 +90,8 @@ fn spawn_sighup(tx: mpsc::UnboundedSender<bool>) {
 fn reload_now(resolver: &AccountResolver) {
     match resolver.reload() {
         Ok(n) => tracing::info!(entries = n, "accounts file reloaded"),
-        Err(e) => tracing::error!(error = %e, "accounts file not reloaded; keeping the previous mapping"),
+        Err(e) => {
+            tracing::error!(error = %e, "accounts file not reloaded; keeping the previous mapping")
+        }
     }
 }

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::read_json;
+use crate::accounts::Resolved;
 use crate::error::GatewayError;
 use crate::http::{Body, json};
 use crate::limit;
@@ -37,7 +38,11 @@ struct LoginResponse<'a> {
     account_id: Option<&'a str>,
 }
 
-pub async fn login(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, GatewayError> {
+pub async fn login(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
     let result = exchange(state, req, conn).await;
     state.metrics.record_login(match &result {
         Ok(_) => "ok",
@@ -46,8 +51,16 @@ pub async fn login(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo
     result
 }
 
-async fn exchange(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, GatewayError> {
-    let client = limit::client_ip(conn.peer.ip(), req.headers(), &state.config.server.trusted_proxies);
+async fn exchange(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let client = limit::client_ip(
+        conn.peer.ip(),
+        req.headers(),
+        &state.config.server.trusted_proxies,
+    );
     state.limiter.check(client)?;
     let body: LoginRequest = read_json(state, req).await?;
     let code = body.code.as_deref().map(str::trim).unwrap_or_default();
@@ -57,23 +70,27 @@ async fn exchange(state: &Arc<AppState>, req: Request<Incoming>, conn: ConnInfo)
     if code.len() > 512 {
         return Err(GatewayError::invalid("`code` is too long"));
     }
-    let app = state.config.app(body.appid.as_deref()).ok_or_else(|| match body.appid {
-        Some(_) => GatewayError::invalid("unknown `appid`"),
-        None => GatewayError::invalid("`appid` is required when several apps are configured"),
-    })?;
+    let app = state
+        .config
+        .app(body.appid.as_deref())
+        .ok_or_else(|| match body.appid {
+            Some(_) => GatewayError::invalid("unknown `appid`"),
+            None => GatewayError::invalid("`appid` is required when several apps are configured"),
+        })?;
     let identity = state.wechat.code_to_session(app, code).await?;
     let ttl = state.config.session.ttl;
+    let binding = state.bindings.get(&app.appid, &identity.openid).await?;
     let session = Arc::new(Session {
         appid: Arc::from(app.appid.as_str()),
         openid: identity.openid,
         unionid: identity.unionid.filter(|u| !u.is_empty()),
         session_key: identity.session_key,
-        phone: None,
+        phone: binding.as_ref().and_then(|b| b.phone.clone()),
         expires_at: SystemTime::now() + ttl,
     });
     let token = Token::mint()?;
     state.store.put(token.hash(), session.clone()).await?;
-    let account = state.accounts.resolve(&session);
+    let Resolved { account, .. } = state.accounts.resolve(&session, binding.as_deref());
     tracing::debug!(appid = %session.appid, account = account.as_deref(), "login");
     Ok(json(
         StatusCode::OK,

@@ -1,10 +1,11 @@
-//! The mini-program's endpoints: login, session, logout.
+//! The mini-program's endpoints: login, phone, session, logout.
 //!
 //! These handlers turn WeChat results into sessions and sessions into the contract's
 //! JSON. They own method checks, body limits and the login rate limit; WeChat calls live
 //! in `wechat`, storage in `session`, account lookups in `accounts`.
 
 mod login;
+mod phone;
 mod session;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
+use crate::accounts::Resolved;
 use crate::error::GatewayError;
 use crate::http::Body;
 use crate::router::{AuthEndpoint, ConnInfo};
@@ -29,7 +31,7 @@ pub async fn handle(
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let (allowed, allow) = match endpoint {
-        AuthEndpoint::Login | AuthEndpoint::Logout => (Method::POST, "POST"),
+        AuthEndpoint::Login | AuthEndpoint::Phone | AuthEndpoint::Logout => (Method::POST, "POST"),
         AuthEndpoint::Session => (Method::GET, "GET, HEAD"),
     };
     let head_ok = endpoint == AuthEndpoint::Session && req.method() == Method::HEAD;
@@ -38,6 +40,7 @@ pub async fn handle(
     }
     match endpoint {
         AuthEndpoint::Login => login::login(state, req, conn).await,
+        AuthEndpoint::Phone => phone::phone(state, req, conn).await,
         AuthEndpoint::Session => session::show(state, req.headers()).await,
         AuthEndpoint::Logout => session::logout(state, req.headers()).await,
     }
@@ -55,7 +58,10 @@ pub async fn authenticate(
 }
 
 /// Look a `wxg_` token up; unknown, malformed or expired is 401.
-pub async fn lookup(state: &AppState, token: &str) -> Result<(TokenHash, Arc<Session>), GatewayError> {
+pub async fn lookup(
+    state: &AppState,
+    token: &str,
+) -> Result<(TokenHash, Arc<Session>), GatewayError> {
     if !token::is_well_formed(token) {
         return Err(GatewayError::Unauthenticated);
     }
@@ -66,8 +72,17 @@ pub async fn lookup(state: &AppState, token: &str) -> Result<(TokenHash, Arc<Ses
     }
 }
 
+/// The session's account and phone, from its binding and the accounts file.
+pub async fn identify(state: &AppState, session: &Session) -> Result<Resolved, GatewayError> {
+    let binding = state.bindings.get(&session.appid, &session.openid).await?;
+    Ok(state.accounts.resolve(session, binding.as_deref()))
+}
+
 /// Read a JSON body of at most `max_body_bytes`, whatever its `Content-Type`.
-pub async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, GatewayError> {
+pub async fn read_json<T: DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, GatewayError> {
     let limit = state.config.server.max_body_bytes;
     let declared = req
         .headers()
@@ -80,7 +95,9 @@ pub async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incom
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(GatewayError::PayloadTooLarge),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(GatewayError::PayloadTooLarge);
+        }
         Err(_) => return Err(GatewayError::invalid("the request body could not be read")),
     };
     serde_json::from_slice(&bytes).map_err(|e| {

@@ -6,7 +6,7 @@
 use http::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 
-use super::authenticate;
+use super::{authenticate, identify};
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
 use crate::state::AppState;
@@ -23,15 +23,15 @@ struct SessionResponse<'a> {
 
 pub async fn show(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {
     let (_, session) = authenticate(state, headers).await?;
-    let account = state.accounts.resolve(&session);
+    let who = identify(state, &session).await?;
     Ok(json(
         StatusCode::OK,
         &SessionResponse {
             openid: &session.openid,
             unionid: session.unionid.as_deref(),
             appid: &session.appid,
-            account_id: account.as_deref(),
-            phone_number: session.phone.as_deref(),
+            account_id: who.account.as_deref(),
+            phone_number: who.phone.as_deref(),
             expires_at: humantime::format_rfc3339_seconds(session.expires_at).to_string(),
         },
     ))

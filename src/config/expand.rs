@@ -18,7 +18,11 @@ pub fn expand_env(table: &mut Table) -> Result<(), ConfigError> {
 
 fn expand_table(table: &mut Table, path: &str) -> Result<(), ConfigError> {
     for (key, value) in table.iter_mut() {
-        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         expand_value(value, &here)?;
     }
     Ok(())
@@ -77,7 +81,10 @@ pub fn inline_or_file(
         (None, Some(path)) => {
             let full = base.join(path);
             let content = std::fs::read_to_string(&full).map_err(|e| {
-                ConfigError::key(&format!("{key}_file"), format!("cannot read {}: {e}", full.display()))
+                ConfigError::key(
+                    &format!("{key}_file"),
+                    format!("cannot read {}: {e}", full.display()),
+                )
             })?;
             Ok(Some(content.trim().to_string()))
         }
@@ -93,7 +100,10 @@ mod tests {
     fn expands_and_names_missing_variables() {
         // SAFETY: tests in this module are the only users of these variable names.
         unsafe { std::env::set_var("WXGATE_TEST_EXPAND", "abc") };
-        assert_eq!(expand_str("x${WXGATE_TEST_EXPAND}y", "k").ok(), Some("xabcy".into()));
+        assert_eq!(
+            expand_str("x${WXGATE_TEST_EXPAND}y", "k").ok(),
+            Some("xabcy".into())
+        );
         let err = expand_str("${WXGATE_TEST_SURELY_MISSING}", "apps[0].secret");
         let message = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("WXGATE_TEST_SURELY_MISSING"), "{message}");

@@ -23,7 +23,10 @@ pub use validate::parse_duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Syntax(String),
     #[error("`{key}`: {problem}")]
@@ -32,7 +35,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn key(key: &str, problem: impl Into<String>) -> Self {
-        Self::Key { key: key.to_string(), problem: problem.into() }
+        Self::Key {
+            key: key.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -50,6 +56,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub identity_headers: IdentityHeaders,
     pub log: LogConfig,
+    pub token_server: TokenServerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +162,13 @@ pub struct IdentityHeaders {
     pub phone: HeaderName,
 }
 
+/// The admin listener's access_token endpoint for the company's other services.
+#[derive(Debug, Clone)]
+pub struct TokenServerConfig {
+    pub enabled: bool,
+    pub allow: Vec<IpNet>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -175,7 +189,11 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
         Self::from_toml(&text, base)
     }
 
@@ -210,7 +228,11 @@ impl Config {
         format!(
             "config ok: listen {}{}, admin {}, {} app(s), {} route(s), store {store}, session ttl {}",
             self.server.listen,
-            if self.server.tls.is_some() { " (tls)" } else { "" },
+            if self.server.tls.is_some() {
+                " (tls)"
+            } else {
+                ""
+            },
             self.admin.listen,
             self.apps.len(),
             self.routes.len(),

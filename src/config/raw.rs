@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub identity_headers: RawIdentityHeaders,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub token_server: RawTokenServer,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +78,9 @@ pub struct RawAdmin {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9901".into() }
+        Self {
+            listen: "127.0.0.1:9901".into(),
+        }
     }
 }
 
@@ -131,7 +135,10 @@ pub struct RawRateLimit {
 
 impl Default for RawRateLimit {
     fn default() -> Self {
-        Self { login_per_minute: 30, login_burst: 10 }
+        Self {
+            login_per_minute: 30,
+            login_burst: 10,
+        }
     }
 }
 
@@ -163,7 +170,10 @@ pub struct RawAccounts {
 
 impl Default for RawAccounts {
     fn default() -> Self {
-        Self { file: None, unbound: "allow".into() }
+        Self {
+            file: None,
+            unbound: "allow".into(),
+        }
     }
 }
 
@@ -217,6 +227,25 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokenServer {
+    pub enabled: bool,
+    pub allow: Vec<String>,
+}
+
+impl Default for RawTokenServer {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow: vec!["127.0.0.1/32".into(), "::1/128".into()],
+        }
     }
 }

@@ -21,13 +21,18 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let redis = match raw.redis {
         Some(r) => Some(redis(r, base)?),
         None if session.store == StoreKind::Redis => {
-            return Err(ConfigError::key("redis", "required when session.store = \"redis\""));
+            return Err(ConfigError::key(
+                "redis",
+                "required when session.store = \"redis\"",
+            ));
         }
         None => None,
     };
     Ok(Config {
         server: server(raw.server, base)?,
-        admin: AdminConfig { listen: socket_addr("admin.listen", &raw.admin.listen)? },
+        admin: AdminConfig {
+            listen: socket_addr("admin.listen", &raw.admin.listen)?,
+        },
         wechat: wechat(raw.wechat)?,
         apps: apps(raw.apps, base)?,
         session,
@@ -40,13 +45,26 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         routes: routes(raw.routes)?,
         identity_headers: identity_headers(raw.identity_headers)?,
         log: log(raw.log)?,
+        token_server: TokenServerConfig {
+            enabled: raw.token_server.enabled,
+            allow: raw
+                .token_server
+                .allow
+                .iter()
+                .enumerate()
+                .map(|(i, s)| cidr(&format!("token_server.allow[{i}]"), s))
+                .collect::<Result<_, _>>()?,
+        },
     })
 }
 
 /// Parse a duration such as `"500ms"`, `"5s"`, `"2h"` or `"7d"`; zero is refused.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     let d = humantime::parse_duration(value.trim()).map_err(|e| {
-        ConfigError::key(key, format!("{value:?} is not a duration like \"5s\" or \"7d\" ({e})"))
+        ConfigError::key(
+            key,
+            format!("{value:?} is not a duration like \"5s\" or \"7d\" ({e})"),
+        )
     })?;
     if d.is_zero() {
         return Err(ConfigError::key(key, "must be greater than zero"));
@@ -56,7 +74,10 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
 
 fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.trim().parse().map_err(|_| {
-        ConfigError::key(key, format!("{value:?} is not a socket address like \"0.0.0.0:8080\""))
+        ConfigError::key(
+            key,
+            format!("{value:?} is not a socket address like \"0.0.0.0:8080\""),
+        )
     })
 }
 
@@ -72,18 +93,30 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
         .map(|(i, s)| cidr(&format!("server.trusted_proxies[{i}]"), s))
         .collect::<Result<_, _>>()?;
     if raw.max_connections == 0 {
-        return Err(ConfigError::key("server.max_connections", "must be at least 1"));
+        return Err(ConfigError::key(
+            "server.max_connections",
+            "must be at least 1",
+        ));
     }
     let prefix = raw.auth_prefix.trim_end_matches('/').to_string();
     if !prefix.is_empty() && !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
-        return Err(ConfigError::key("server.auth_prefix", "must be a path like \"/wx\""));
+        return Err(ConfigError::key(
+            "server.auth_prefix",
+            "must be a path like \"/wx\"",
+        ));
     }
     Ok(ServerConfig {
         listen: socket_addr("server.listen", &raw.listen)?,
-        tls: raw.tls.map(|t| TlsConfig { cert: resolve(base, &t.cert), key: resolve(base, &t.key) }),
+        tls: raw.tls.map(|t| TlsConfig {
+            cert: resolve(base, &t.cert),
+            key: resolve(base, &t.key),
+        }),
         max_body_bytes: raw.max_body_bytes,
         trusted_proxies,
-        header_read_timeout: parse_duration("server.header_read_timeout", &raw.header_read_timeout)?,
+        header_read_timeout: parse_duration(
+            "server.header_read_timeout",
+            &raw.header_read_timeout,
+        )?,
         idle_timeout: parse_duration("server.idle_timeout", &raw.idle_timeout)?,
         max_connections: raw.max_connections,
         drain_timeout: parse_duration("server.drain_timeout", &raw.drain_timeout)?,
@@ -110,13 +143,21 @@ fn http_uri(key: &str, value: &str) -> Result<Uri, ConfigError> {
         .map_err(|_| ConfigError::key(key, format!("{value:?} is not a URL")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(ConfigError::key(key, format!("{value:?} must start with http:// or https://"))),
+        _ => {
+            return Err(ConfigError::key(
+                key,
+                format!("{value:?} must start with http:// or https://"),
+            ));
+        }
     }
     if uri.authority().is_none() {
         return Err(ConfigError::key(key, format!("{value:?} has no host")));
     }
     if uri.query().is_some() {
-        return Err(ConfigError::key(key, format!("{value:?} must not carry a query")));
+        return Err(ConfigError::key(
+            key,
+            format!("{value:?} must not carry a query"),
+        ));
     }
     Ok(uri)
 }
@@ -131,22 +172,36 @@ fn wechat(raw: RawWechat) -> Result<WechatConfig, ConfigError> {
 
 fn apps(raw: Vec<RawApp>, base: &Path) -> Result<Vec<AppConfig>, ConfigError> {
     if raw.is_empty() {
-        return Err(ConfigError::key("apps", "at least one [[apps]] with appid and secret is required"));
+        return Err(ConfigError::key(
+            "apps",
+            "at least one [[apps]] with appid and secret is required",
+        ));
     }
     let mut apps: Vec<AppConfig> = Vec::with_capacity(raw.len());
     for (i, app) in raw.into_iter().enumerate() {
         let key = format!("apps[{i}]");
         let appid = app.appid.trim().to_string();
         if appid.is_empty() {
-            return Err(ConfigError::key(&format!("{key}.appid"), "must not be empty"));
+            return Err(ConfigError::key(
+                &format!("{key}.appid"),
+                "must not be empty",
+            ));
         }
         if apps.iter().any(|a| a.appid == appid) {
-            return Err(ConfigError::key(&format!("{key}.appid"), format!("{appid} is configured twice")));
+            return Err(ConfigError::key(
+                &format!("{key}.appid"),
+                format!("{appid} is configured twice"),
+            ));
         }
         let secret = inline_or_file(&format!("{key}.secret"), app.secret, app.secret_file, base)?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ConfigError::key(&format!("{key}.secret"), "required (or secret_file)"))?;
-        apps.push(AppConfig { appid, secret: Secret::new(secret) });
+            .ok_or_else(|| {
+                ConfigError::key(&format!("{key}.secret"), "required (or secret_file)")
+            })?;
+        apps.push(AppConfig {
+            appid,
+            secret: Secret::new(secret),
+        });
     }
     Ok(apps)
 }
@@ -156,7 +211,10 @@ fn session(raw: RawSession, base: &Path) -> Result<SessionConfig, ConfigError> {
         "memory" => StoreKind::Memory,
         "redis" => StoreKind::Redis,
         other => {
-            return Err(ConfigError::key("session.store", format!("{other:?} is not \"memory\" or \"redis\"")));
+            return Err(ConfigError::key(
+                "session.store",
+                format!("{other:?} is not \"memory\" or \"redis\""),
+            ));
         }
     };
     Ok(SessionConfig {
@@ -170,13 +228,26 @@ fn redis(raw: RawRedis, base: &Path) -> Result<RedisConfig, ConfigError> {
     let url = inline_or_file("redis.url", raw.url, raw.url_file, base)?
         .ok_or_else(|| ConfigError::key("redis.url", "required (or url_file)"))?;
     if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(ConfigError::key("redis.url", "must start with redis:// or rediss://"));
+        return Err(ConfigError::key(
+            "redis.url",
+            "must start with redis:// or rediss://",
+        ));
     }
-    let key = inline_or_file("redis.encryption_key", raw.encryption_key, raw.encryption_key_file, base)?
-        .ok_or_else(|| ConfigError::key("redis.encryption_key", "required (or encryption_key_file)"))?;
+    let key = inline_or_file(
+        "redis.encryption_key",
+        raw.encryption_key,
+        raw.encryption_key_file,
+        base,
+    )?
+    .ok_or_else(|| ConfigError::key("redis.encryption_key", "required (or encryption_key_file)"))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(key.trim())
-        .map_err(|_| ConfigError::key("redis.encryption_key", "must be base64 (e.g. `openssl rand -base64 32`)"))?;
+        .map_err(|_| {
+            ConfigError::key(
+                "redis.encryption_key",
+                "must be base64 (e.g. `openssl rand -base64 32`)",
+            )
+        })?;
     if decoded.len() != 32 {
         return Err(ConfigError::key(
             "redis.encryption_key",
@@ -197,10 +268,16 @@ fn accounts(raw: RawAccounts, base: &Path) -> Result<AccountsConfig, ConfigError
         "allow" => Unbound::Allow,
         "reject" => Unbound::Reject,
         other => {
-            return Err(ConfigError::key("accounts.unbound", format!("{other:?} is not \"allow\" or \"reject\"")));
+            return Err(ConfigError::key(
+                "accounts.unbound",
+                format!("{other:?} is not \"allow\" or \"reject\""),
+            ));
         }
     };
-    Ok(AccountsConfig { file: raw.file.map(|f| resolve(base, &f)), unbound })
+    Ok(AccountsConfig {
+        file: raw.file.map(|f| resolve(base, &f)),
+        unbound,
+    })
 }
 
 fn routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
@@ -209,7 +286,10 @@ fn routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
         .map(|(i, r)| {
             let key = format!("routes[{i}]");
             if !r.prefix.starts_with('/') {
-                return Err(ConfigError::key(&format!("{key}.prefix"), "must start with /"));
+                return Err(ConfigError::key(
+                    &format!("{key}.prefix"),
+                    "must start with /",
+                ));
             }
             let auth = match r.auth.as_str() {
                 "required" => AuthMode::Required,
@@ -251,12 +331,23 @@ fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
     let format = match raw.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
-        other => return Err(ConfigError::key("log.format", format!("{other:?} is not \"text\" or \"json\""))),
+        other => {
+            return Err(ConfigError::key(
+                "log.format",
+                format!("{other:?} is not \"text\" or \"json\""),
+            ));
+        }
     };
     if tracing_subscriber::EnvFilter::try_new(&raw.level).is_err() {
-        return Err(ConfigError::key("log.level", format!("{:?} is not a log level or filter", raw.level)));
+        return Err(ConfigError::key(
+            "log.level",
+            format!("{:?} is not a log level or filter", raw.level),
+        ));
     }
-    Ok(LogConfig { format, level: raw.level })
+    Ok(LogConfig {
+        format,
+        level: raw.level,
+    })
 }
 
 #[cfg(test)]
@@ -291,13 +382,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load(&format!("{APP}[server]\nlisen = \"x\"\n")).err().map(|e| e.to_string());
-        assert!(e.as_deref().unwrap_or("").contains("lisen"), "{e:?}");
-        let e = load(&format!("{APP}[session]\nttl = \"forever\"\n")).err().map(|e| e.to_string());
-        assert!(e.as_deref().unwrap_or("").contains("session.ttl"), "{e:?}");
-        let e = load(&format!("{APP}[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"))
+        let e = load(&format!("{APP}[server]\nlisen = \"x\"\n"))
             .err()
             .map(|e| e.to_string());
-        assert!(e.as_deref().unwrap_or("").contains("trusted_proxies[0]"), "{e:?}");
+        assert!(e.as_deref().unwrap_or("").contains("lisen"), "{e:?}");
+        let e = load(&format!("{APP}[session]\nttl = \"forever\"\n"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.as_deref().unwrap_or("").contains("session.ttl"), "{e:?}");
+        let e = load(&format!(
+            "{APP}[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"
+        ))
+        .err()
+        .map(|e| e.to_string());
+        assert!(
+            e.as_deref().unwrap_or("").contains("trusted_proxies[0]"),
+            "{e:?}"
+        );
     }
 }

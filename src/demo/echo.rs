@@ -17,9 +17,16 @@ pub async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible
     let (parts, body) = req.into_parts();
     let mut headers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, value) in &parts.headers {
-        headers.entry(name.as_str()).or_default().push(value.to_str().unwrap_or("<binary>"));
+        headers
+            .entry(name.as_str())
+            .or_default()
+            .push(value.to_str().unwrap_or("<binary>"));
     }
-    let body = Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     Ok(json(
         StatusCode::OK,
         &json!({

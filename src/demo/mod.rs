@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::accounts::{AccountResolver, AccountsFile};
+use crate::accounts::{AccountResolver, AccountsFile, LocalBindings};
 use crate::config::Config;
 use crate::http::Body;
 use crate::server::{Server, shutdown_signal};
@@ -40,8 +40,12 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let config = Config::from_toml(&demo_config(&secret, wechat, upstream), Path::new("."))
         .map_err(|e| format!("demo config: {e}"))?;
     let mut accounts = AccountsFile::default();
-    accounts.openid.insert(simulator.openid_for("alice"), Arc::from("10001"));
-    let state = Arc::new(AppState::new(config, Arc::new(AccountResolver::fixed(accounts)))?);
+    accounts
+        .openid
+        .insert(simulator.openid_for("alice"), Arc::from("10001"));
+    let resolver = Arc::new(AccountResolver::fixed(accounts));
+    let bindings = Arc::new(LocalBindings::ephemeral());
+    let state = Arc::new(AppState::with_bindings(config, resolver, bindings)?);
     let server = Server::bind_to(state, listen, admin).await?;
     let (Some(gw), Some(adm)) = (server.public_addr(), server.admin_addr()) else {
         return Err("cannot read the demo's listening addresses".into());
@@ -80,7 +84,9 @@ where
     F: Fn(Arc<T>, Request<Incoming>) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

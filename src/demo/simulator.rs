@@ -26,7 +26,11 @@ pub struct Simulator {
 
 impl Simulator {
     pub fn new(appid: &str, secret: &str) -> Self {
-        Self { appid: appid.into(), secret: secret.into(), used: Mutex::new(HashSet::new()) }
+        Self {
+            appid: appid.into(),
+            secret: secret.into(),
+            used: Mutex::new(HashSet::new()),
+        }
     }
 
     /// The openid the simulator gives `user`.
@@ -39,7 +43,10 @@ impl Simulator {
     }
 
     /// Answer one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         let body = match req.uri().path() {
             "/sns/jscode2session" => self.jscode2session(req.uri().query().unwrap_or("")),
             _ => error(40066, "invalid url"),
@@ -48,8 +55,15 @@ impl Simulator {
     }
 
     fn jscode2session(&self, query: &str) -> Value {
-        let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+        let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| {
+            q.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
         if get("appid") != self.appid {
             return error(40013, "invalid appid");
         }
@@ -60,7 +74,11 @@ impl Simulator {
         if code.is_empty() || code.starts_with("bad") {
             return error(40029, "invalid code");
         }
-        let fresh = self.used.lock().map(|mut used| used.insert(code.to_string())).unwrap_or(false);
+        let fresh = self
+            .used
+            .lock()
+            .map(|mut used| used.insert(code.to_string()))
+            .unwrap_or(false);
         if !fresh {
             return error(40163, "code been used");
         }

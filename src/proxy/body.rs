@@ -25,7 +25,10 @@ pub struct LimitedBody<B> {
 
 impl<B> LimitedBody<B> {
     pub fn new(inner: B, limit: u64) -> Self {
-        Self { inner, remaining: limit }
+        Self {
+            inner,
+            remaining: limit,
+        }
     }
 }
 
@@ -37,7 +40,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         Poll::Ready(match frame {
             Some(Ok(frame)) => {
@@ -83,9 +89,16 @@ mod tests {
 
     #[tokio::test]
     async fn passes_small_bodies_and_stops_large_ones() {
-        let ok = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 5).collect().await;
-        assert_eq!(ok.map(|c| c.to_bytes()).ok(), Some(Bytes::from_static(b"12345")));
-        let err = LimitedBody::new(Full::new(Bytes::from_static(b"123456")), 5).collect().await;
+        let ok = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 5)
+            .collect()
+            .await;
+        assert_eq!(
+            ok.map(|c| c.to_bytes()).ok(),
+            Some(Bytes::from_static(b"12345"))
+        );
+        let err = LimitedBody::new(Full::new(Bytes::from_static(b"123456")), 5)
+            .collect()
+            .await;
         assert!(err.as_ref().is_err_and(|e| is_too_large(e.as_ref())));
     }
 }

@@ -43,20 +43,36 @@ impl IdentityNames {
     }
 
     fn all(&self) -> [&HeaderName; 5] {
-        [&self.openid, &self.appid, &self.unionid, &self.account_id, &self.phone]
+        [
+            &self.openid,
+            &self.appid,
+            &self.unionid,
+            &self.account_id,
+            &self.phone,
+        ]
     }
 
     /// Whether a client header could pose as identity.
     pub fn is_spoofable(&self, name: &HeaderName) -> bool {
         let n = name.as_str().as_bytes();
         let wx_prefix = n.len() >= 5 && dash_eq(&n[..5], b"x-wx-");
-        wx_prefix || self.all().iter().any(|id| dash_eq(n, id.as_str().as_bytes()))
+        wx_prefix
+            || self
+                .all()
+                .iter()
+                .any(|id| dash_eq(n, id.as_str().as_bytes()))
     }
 }
 
 /// ASCII case-insensitive equality with `_` and `-` taken as the same byte.
 fn dash_eq(a: &[u8], b: &[u8]) -> bool {
-    let norm = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    let norm = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| norm(*x) == norm(*y))
 }
 
@@ -75,8 +91,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Remove every header that could pose as identity, and the gateway's own bearer token.
-pub fn strip_identity_headers(headers: &mut HeaderMap, names: &IdentityNames, drop_authorization: bool) {
-    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| names.is_spoofable(n)).cloned().collect();
+pub fn strip_identity_headers(
+    headers: &mut HeaderMap,
+    names: &IdentityNames,
+    drop_authorization: bool,
+) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| names.is_spoofable(n))
+        .cloned()
+        .collect();
     for name in spoofed {
         headers.remove(&name);
     }
@@ -121,8 +145,16 @@ pub struct Hop<'a> {
 pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     let peer = hop.peer_ip.to_string();
     let xff = if hop.trusted {
-        let prior: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        if prior.is_empty() { peer } else { format!("{}, {peer}", prior.join(", ")) }
+        let prior: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if prior.is_empty() {
+            peer
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        }
     } else {
         headers.remove(header::FORWARDED);
         peer
@@ -162,11 +194,23 @@ mod tests {
     fn strips_every_spoofing_variant() {
         let n = names();
         let mut h = HeaderMap::new();
-        for name in ["x-wx-openid", "X_WX_OPENID", "x-wx_anything", "x_user_id", "X-User-Id"] {
-            h.append(HeaderName::from_bytes(name.as_bytes()).unwrap_or(header::ACCEPT), HeaderValue::from_static("forged"));
+        for name in [
+            "x-wx-openid",
+            "X_WX_OPENID",
+            "x-wx_anything",
+            "x_user_id",
+            "X-User-Id",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap_or(header::ACCEPT),
+                HeaderValue::from_static("forged"),
+            );
         }
         h.insert("x-wxfoo", HeaderValue::from_static("keep"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wxg_x"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wxg_x"),
+        );
         strip_identity_headers(&mut h, &n, true);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-wxfoo"));
@@ -190,7 +234,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        let hop = Hop { peer_ip: "1.2.3.4".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()), trusted: false, scheme: "http", host: Some(&host) };
+        let hop = Hop {
+            peer_ip: "1.2.3.4"
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            trusted: false,
+            scheme: "http",
+            host: Some(&host),
+        };
         set_forwarded(&mut h, &hop);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -198,7 +249,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        set_forwarded(&mut h, &Hop { trusted: true, ..hop });
+        set_forwarded(
+            &mut h,
+            &Hop {
+                trusted: true,
+                ..hop
+            },
+        );
         assert_eq!(h["x-forwarded-for"], "6.6.6.6, 1.2.3.4");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

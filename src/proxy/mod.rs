@@ -15,6 +15,7 @@ use http::{HeaderValue, Request, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::accounts::Resolved;
 use crate::auth;
 use crate::config::{AuthMode, Unbound};
 use crate::error::GatewayError;
@@ -30,7 +31,7 @@ use self::headers::{Hop, Identity};
 /// Who the caller is on this route.
 struct Caller {
     session: Arc<Session>,
-    account: Option<Arc<str>>,
+    who: Resolved,
 }
 
 /// Forward a request to the route's upstream and return its (streamed) response.
@@ -45,32 +46,56 @@ pub async fn forward(
     if declared_length(&req).is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge);
     }
-    let credential = Credential::from_header(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
+    let credential = Credential::from_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
     let is_gateway_token = matches!(credential, Credential::Gateway(_));
     let caller = authorize(state, route.config.auth, credential).await?;
-    let upstream_req = rewrite_request(state, route, req, conn, request_id, caller.as_ref(), is_gateway_token)?;
+    let upstream_req = rewrite_request(
+        state,
+        route,
+        req,
+        conn,
+        request_id,
+        caller.as_ref(),
+        is_gateway_token,
+    )?;
     let response = send(state, route, upstream_req).await?;
     Ok(rewrite_response(response))
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Phase 1: who is calling. `required` needs a session; `optional` takes one if a gateway
 /// token is present (an unknown one is 401); `public` never looks.
-async fn authorize(state: &AppState, mode: AuthMode, credential: Credential<'_>) -> Result<Option<Caller>, GatewayError> {
+async fn authorize(
+    state: &AppState,
+    mode: AuthMode,
+    credential: Credential<'_>,
+) -> Result<Option<Caller>, GatewayError> {
     let session = match (mode, credential) {
         (AuthMode::Public, _) => return Ok(None),
         (_, Credential::Gateway(token)) => auth::lookup(state, token).await?.1,
         (AuthMode::Required, _) => return Err(GatewayError::Unauthenticated),
         (AuthMode::Optional, _) => return Ok(None),
     };
-    let account = state.accounts.resolve(&session);
-    if account.is_none() && mode == AuthMode::Required && state.config.accounts.unbound == Unbound::Reject {
+    let who = auth::identify(state, &session).await?;
+    if who.account.is_none()
+        && mode == AuthMode::Required
+        && state.config.accounts.unbound == Unbound::Reject
+    {
         return Err(GatewayError::AccountNotBound);
     }
-    Ok(Some(Caller { session, account }))
+    Ok(Some(Caller { session, who }))
 }
 
 /// Phase 2: the request as the upstream will see it.
@@ -84,11 +109,12 @@ fn rewrite_request(
     is_gateway_token: bool,
 ) -> Result<Request<Body>, GatewayError> {
     let (mut parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_identity_headers(&mut parts.headers, &state.identity, is_gateway_token);
     if let Some(caller) = caller {
@@ -97,8 +123,8 @@ fn rewrite_request(
             openid: &s.openid,
             appid: &s.appid,
             unionid: s.unionid.as_deref(),
-            account_id: caller.account.as_deref(),
-            phone: s.phone.as_deref(),
+            account_id: caller.who.account.as_deref(),
+            phone: caller.who.phone.as_deref(),
         };
         headers::inject_identity(&mut parts.headers, &state.identity, &identity);
     }
@@ -125,15 +151,25 @@ fn upstream_uri(route: &Route, incoming: &Uri) -> Result<Uri, GatewayError> {
     let upstream = &route.config.upstream;
     let pq = incoming.path_and_query().map_or("/", PathAndQuery::as_str);
     let mut parts = upstream.clone().into_parts();
-    let joined = if route.upstream_path.is_empty() { pq.to_string() } else { format!("{}{pq}", route.upstream_path) };
+    let joined = if route.upstream_path.is_empty() {
+        pq.to_string()
+    } else {
+        format!("{}{pq}", route.upstream_path)
+    };
     parts.path_and_query = Some(
-        PathAndQuery::try_from(joined).map_err(|_| GatewayError::invalid("the request target is not a valid path"))?,
+        PathAndQuery::try_from(joined)
+            .map_err(|_| GatewayError::invalid("the request target is not a valid path"))?,
     );
-    Uri::from_parts(parts).map_err(|_| GatewayError::Internal("cannot build the upstream URI".into()))
+    Uri::from_parts(parts)
+        .map_err(|_| GatewayError::Internal("cannot build the upstream URI".into()))
 }
 
 /// Phase 3: send within the route's timeout and classify failures.
-async fn send(state: &AppState, route: &Route, req: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
+async fn send(
+    state: &AppState,
+    route: &Route,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, GatewayError> {
     match tokio::time::timeout(route.config.timeout, state.upstream.request(req)).await {
         Err(_) => Err(GatewayError::UpstreamTimeout),
         Ok(Ok(response)) => Ok(response),

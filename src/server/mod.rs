@@ -5,7 +5,6 @@
 //! each socket in [`timeouts::TimedIo`], and on shutdown stops accepting, lets in-flight
 //! requests finish within `drain_timeout`, then returns. The admin listener runs beside it.
 
-pub mod admin;
 pub mod timeouts;
 pub mod tls;
 
@@ -24,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin;
 use crate::router::{self, ConnInfo};
 use crate::state::AppState;
 
@@ -40,15 +40,39 @@ pub struct Server {
 impl Server {
     /// Bind the public and admin listeners from the configuration.
     pub async fn bind(state: Arc<AppState>) -> Result<Self, String> {
-        Self::bind_to(state.clone(), state.config.server.listen, state.config.admin.listen).await
+        Self::bind_to(
+            state.clone(),
+            state.config.server.listen,
+            state.config.admin.listen,
+        )
+        .await
     }
 
     /// Bind explicit addresses (port 0 picks a free port).
-    pub async fn bind_to(state: Arc<AppState>, public: SocketAddr, admin: SocketAddr) -> Result<Self, String> {
-        let tls = state.config.server.tls.as_ref().map(tls::acceptor).transpose()?;
-        let public = TcpListener::bind(public).await.map_err(|e| format!("cannot listen on {public}: {e}"))?;
-        let admin = TcpListener::bind(admin).await.map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
-        Ok(Self { state, public, admin, tls })
+    pub async fn bind_to(
+        state: Arc<AppState>,
+        public: SocketAddr,
+        admin: SocketAddr,
+    ) -> Result<Self, String> {
+        let tls = state
+            .config
+            .server
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()?;
+        let public = TcpListener::bind(public)
+            .await
+            .map_err(|e| format!("cannot listen on {public}: {e}"))?;
+        let admin = TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
+        Ok(Self {
+            state,
+            public,
+            admin,
+            tls,
+        })
     }
 
     pub fn public_addr(&self) -> Option<SocketAddr> {
@@ -65,9 +89,18 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let drain = self.state.config.server.drain_timeout;
         accept_loop(&self.state, self.public, self.tls, &graceful, shutdown).await;
-        tracing::info!(connections = graceful.count(), "shutting down: draining in-flight requests");
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-            tracing::warn!(?drain, "drain timeout reached; closing remaining connections");
+        tracing::info!(
+            connections = graceful.count(),
+            "shutting down: draining in-flight requests"
+        );
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?drain,
+                "drain timeout reached; closing remaining connections"
+            );
         }
         admin.abort();
     }
@@ -108,7 +141,12 @@ async fn accept_loop(
             () = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);
-        let (state, tls, builder, watcher) = (state.clone(), tls.clone(), builder.clone(), graceful.watcher());
+        let (state, tls, builder, watcher) = (
+            state.clone(),
+            tls.clone(),
+            builder.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
             serve_tcp(state, stream, peer, tls, builder, watcher).await;
             drop(permit);
@@ -125,23 +163,49 @@ async fn serve_tcp(
     watcher: Watcher,
 ) {
     let Some(acceptor) = tls else {
-        return serve_io(state, stream, ConnInfo { peer, tls: false }, builder, watcher).await;
+        return serve_io(
+            state,
+            stream,
+            ConnInfo { peer, tls: false },
+            builder,
+            watcher,
+        )
+        .await;
     };
     let handshake = state.config.server.header_read_timeout;
     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-        Ok(Ok(tls_stream)) => serve_io(state, tls_stream, ConnInfo { peer, tls: true }, builder, watcher).await,
+        Ok(Ok(tls_stream)) => {
+            serve_io(
+                state,
+                tls_stream,
+                ConnInfo { peer, tls: true },
+                builder,
+                watcher,
+            )
+            .await
+        }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-async fn serve_io<I>(state: Arc<AppState>, io: I, conn: ConnInfo, builder: Builder<TokioExecutor>, watcher: Watcher)
-where
+async fn serve_io<I>(
+    state: Arc<AppState>,
+    io: I,
+    conn: ConnInfo,
+    builder: Builder<TokioExecutor>,
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight = Arc::new(InFlight::default());
     let server = &state.config.server;
-    let io = TimedIo::new(io, in_flight.clone(), server.header_read_timeout, server.idle_timeout);
+    let io = TimedIo::new(
+        io,
+        in_flight.clone(),
+        server.header_read_timeout,
+        server.idle_timeout,
+    );
     let service = service_fn(move |req| {
         let guard = in_flight.enter();
         let state = state.clone();
@@ -150,7 +214,9 @@ where
             Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard)))
         }
     });
-    let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(peer = %conn.peer, error = %e, "connection closed with an error");
     }
@@ -158,7 +224,7 @@ where
 
 async fn serve_admin(state: Arc<AppState>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -166,9 +232,11 @@ async fn serve_admin(state: Arc<AppState>, listener: TcpListener) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(admin::handle(state, req).await) }
+                async move { Ok::<_, Infallible>(admin::handle(state, req, peer.ip()).await) }
             });
-            let _ = http_builder().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http_builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -178,7 +246,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };

@@ -7,11 +7,11 @@
 //! `idle_timeout`) until bytes of a new request arrive, which start the header clock
 //! (closed after `header_read_timeout`). A new connection starts on the header clock.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -63,7 +63,12 @@ pub struct TimedIo<I> {
 }
 
 impl<I> TimedIo<I> {
-    pub fn new(inner: I, in_flight: Arc<InFlight>, header_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(
+        inner: I,
+        in_flight: Arc<InFlight>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
             in_flight,
@@ -88,7 +93,11 @@ impl<I> TimedIo<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.in_flight.busy() {
             this.phase = Phase::Busy;
@@ -106,7 +115,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))),
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ))),
                 Poll::Pending => Poll::Pending,
             },
             other => other,
@@ -115,7 +127,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -148,7 +164,10 @@ pub struct GuardedBody<B> {
 
 impl<B> GuardedBody<B> {
     pub fn new(inner: B, guard: InFlightGuard) -> Self {
-        Self { inner, _guard: guard }
+        Self {
+            inner,
+            _guard: guard,
+        }
     }
 }
 
@@ -156,7 +175,10 @@ impl<B: Body<Data = Bytes> + Unpin> Body for GuardedBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

@@ -17,7 +17,10 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, String> {
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| format!("server.tls.cert {}: {e}", config.cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("server.tls.cert {}: no certificate found", config.cert.display()));
+        return Err(format!(
+            "server.tls.cert {}: no certificate found",
+            config.cert.display()
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(&config.key)
         .map_err(|e| format!("server.tls.key {}: {e}", config.key.display()))?;

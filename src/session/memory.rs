@@ -22,11 +22,21 @@ pub struct MemoryStore {
 struct UntilExpiry;
 
 fn remaining(session: &Session) -> Option<Duration> {
-    Some(session.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        session
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Expiry<TokenHash, Arc<Session>> for UntilExpiry {
-    fn expire_after_create(&self, _: &TokenHash, value: &Arc<Session>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        value: &Arc<Session>,
+        _: Instant,
+    ) -> Option<Duration> {
         remaining(value)
     }
 
@@ -43,7 +53,9 @@ impl Expiry<TokenHash, Arc<Session>> for UntilExpiry {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self { cache: Cache::builder().expire_after(UntilExpiry).build() }
+        Self {
+            cache: Cache::builder().expire_after(UntilExpiry).build(),
+        }
     }
 }
 
@@ -61,7 +73,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn get(&self, key: &TokenHash) -> Result<Option<Arc<Session>>, GatewayError> {
-        Ok(self.cache.get(key).await.filter(|s| !s.is_expired(SystemTime::now())))
+        Ok(self
+            .cache
+            .get(key)
+            .await
+            .filter(|s| !s.is_expired(SystemTime::now())))
     }
 
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
@@ -73,7 +89,7 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    fn len(&self) -> Option<u64> {
+    fn live_sessions(&self) -> Option<u64> {
         Some(self.cache.entry_count())
     }
 }
@@ -98,13 +114,23 @@ mod tests {
     async fn put_get_remove_and_expiry() {
         let store = MemoryStore::new();
         let key = TokenHash::of("wxg_a");
-        assert!(store.put(key, session(Duration::from_secs(60))).await.is_ok());
+        assert!(
+            store
+                .put(key, session(Duration::from_secs(60)))
+                .await
+                .is_ok()
+        );
         assert!(matches!(store.get(&key).await, Ok(Some(_))));
         assert!(store.remove(&key).await.is_ok());
         assert!(matches!(store.get(&key).await, Ok(None)));
 
         let short = TokenHash::of("wxg_b");
-        assert!(store.put(short, session(Duration::from_millis(20))).await.is_ok());
+        assert!(
+            store
+                .put(short, session(Duration::from_millis(20)))
+                .await
+                .is_ok()
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(matches!(store.get(&short).await, Ok(None)));
     }

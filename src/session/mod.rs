@@ -48,5 +48,5 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), GatewayError>;
     /// Live sessions, when the backend can count them cheaply.
-    fn len(&self) -> Option<u64>;
+    fn live_sessions(&self) -> Option<u64>;
 }

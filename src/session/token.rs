@@ -85,15 +85,25 @@ pub enum Credential<'a> {
 impl<'a> Credential<'a> {
     /// Classify an `Authorization` header value.
     pub fn from_header(value: Option<&'a [u8]>) -> Self {
-        let Some(value) = value else { return Self::None };
-        let Ok(value) = std::str::from_utf8(value) else { return Self::Foreign };
+        let Some(value) = value else {
+            return Self::None;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            return Self::Foreign;
+        };
         let value = value.trim();
-        let Some((scheme, rest)) = value.split_once(' ') else { return Self::Foreign };
+        let Some((scheme, rest)) = value.split_once(' ') else {
+            return Self::Foreign;
+        };
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Self::Foreign;
         }
         let token = rest.trim_start();
-        if token.starts_with(TOKEN_PREFIX) { Self::Gateway(token) } else { Self::Foreign }
+        if token.starts_with(TOKEN_PREFIX) {
+            Self::Gateway(token)
+        } else {
+            Self::Foreign
+        }
     }
 }
 
@@ -121,9 +131,21 @@ mod tests {
     #[test]
     fn classifies_authorization_headers() {
         assert_eq!(Credential::from_header(None), Credential::None);
-        assert_eq!(Credential::from_header(Some(b"Bearer wxg_abc")), Credential::Gateway("wxg_abc"));
-        assert_eq!(Credential::from_header(Some(b"bearer  wxg_abc")), Credential::Gateway("wxg_abc"));
-        assert_eq!(Credential::from_header(Some(b"Bearer other")), Credential::Foreign);
-        assert_eq!(Credential::from_header(Some(b"Basic dXNlcjpwYXNz")), Credential::Foreign);
+        assert_eq!(
+            Credential::from_header(Some(b"Bearer wxg_abc")),
+            Credential::Gateway("wxg_abc")
+        );
+        assert_eq!(
+            Credential::from_header(Some(b"bearer  wxg_abc")),
+            Credential::Gateway("wxg_abc")
+        );
+        assert_eq!(
+            Credential::from_header(Some(b"Bearer other")),
+            Credential::Foreign
+        );
+        assert_eq!(
+            Credential::from_header(Some(b"Basic dXNlcjpwYXNz")),
+            Credential::Foreign
+        );
     }
 }

@@ -19,7 +19,10 @@ pub fn errcode(body: &Value) -> Result<Option<i64>, GatewayError> {
 }
 
 fn malformed() -> GatewayError {
-    GatewayError::Wechat { errcode: None, detail: "malformed errcode".into() }
+    GatewayError::Wechat {
+        errcode: None,
+        detail: "malformed errcode".into(),
+    }
 }
 
 /// Map a non-zero errcode to the contract's error.
@@ -29,8 +32,13 @@ pub fn to_error(errcode: i64) -> GatewayError {
         40163 => GatewayError::CodeUsed { errcode },
         40226 => GatewayError::UserBlocked { errcode },
         45011 => GatewayError::WechatRateLimited { errcode },
-        -1 => GatewayError::WechatUnavailable { errcode: Some(errcode) },
-        other => GatewayError::Wechat { errcode: Some(other), detail: describe(other).into() },
+        -1 => GatewayError::WechatUnavailable {
+            errcode: Some(errcode),
+        },
+        other => GatewayError::Wechat {
+            errcode: Some(other),
+            detail: describe(other).into(),
+        },
     }
 }
 
@@ -60,7 +68,10 @@ mod tests {
     #[test]
     fn errcode_as_number_or_string() {
         assert_eq!(errcode(&json!({"errcode": 40029})).ok(), Some(Some(40029)));
-        assert_eq!(errcode(&json!({"errcode": "40163"})).ok(), Some(Some(40163)));
+        assert_eq!(
+            errcode(&json!({"errcode": "40163"})).ok(),
+            Some(Some(40163))
+        );
         assert_eq!(errcode(&json!({"openid": "o"})).ok(), Some(None));
         assert!(errcode(&json!({"errcode": "x"})).is_err());
     }

@@ -6,6 +6,8 @@
 //! are never logged; answers are checked before anything is returned.
 
 pub mod errcode;
+pub mod phone;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,25 +51,49 @@ pub struct WechatClient {
 
 impl WechatClient {
     pub fn new(config: WechatConfig, metrics: Arc<Metrics>) -> Self {
-        Self { http: client(false), config, metrics }
+        Self {
+            http: client(false),
+            config,
+            metrics,
+        }
+    }
+
+    /// The metrics this client records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Exchange a `wx.login()` code for the user's identity (`/sns/jscode2session`).
     /// A code is single-use, so this is never retried.
-    pub async fn code_to_session(&self, app: &AppConfig, code: &str) -> Result<CodeSession, GatewayError> {
+    pub async fn code_to_session(
+        &self,
+        app: &AppConfig,
+        code: &str,
+    ) -> Result<CodeSession, GatewayError> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("appid", &app.appid)
             .append_pair("secret", app.secret.expose())
             .append_pair("js_code", code)
             .append_pair("grant_type", "authorization_code")
             .finish();
-        let body = self.call("jscode2session", Method::GET, &format!("/sns/jscode2session?{query}"), None).await?;
-        let session: CodeSession = serde_json::from_value(body).map_err(|_| GatewayError::Wechat {
-            errcode: None,
-            detail: "jscode2session answer without openid or session_key".into(),
-        })?;
+        let body = self
+            .call(
+                "jscode2session",
+                Method::GET,
+                &format!("/sns/jscode2session?{query}"),
+                None,
+            )
+            .await?;
+        let session: CodeSession =
+            serde_json::from_value(body).map_err(|_| GatewayError::Wechat {
+                errcode: None,
+                detail: "jscode2session answer without openid or session_key".into(),
+            })?;
         if session.openid.is_empty() {
-            return Err(GatewayError::Wechat { errcode: None, detail: "empty openid".into() });
+            return Err(GatewayError::Wechat {
+                errcode: None,
+                detail: "empty openid".into(),
+            });
         }
         Ok(session)
     }
@@ -81,22 +107,35 @@ impl WechatClient {
         json_body: Option<Bytes>,
     ) -> Result<Value, GatewayError> {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.config.timeout, self.send(method, path_and_query, json_body))
-            .await
-            .unwrap_or(Err(GatewayError::WechatUnavailable { errcode: None }))
-            .and_then(|body| match errcode::errcode(&body)? {
-                None | Some(0) => Ok(body),
-                Some(code) => Err(errcode::to_error(code)),
-            });
+        let result = tokio::time::timeout(
+            self.config.timeout,
+            self.send(method, path_and_query, json_body),
+        )
+        .await
+        .unwrap_or(Err(GatewayError::WechatUnavailable { errcode: None }))
+        .and_then(|body| match errcode::errcode(&body)? {
+            None | Some(0) => Ok(body),
+            Some(code) => Err(errcode::to_error(code)),
+        });
         let outcome = result.as_ref().err().map(GatewayError::code);
         self.metrics.record_wechat(api, started.elapsed(), outcome);
         if let Err(e) = &result {
-            tracing::warn!(api, code = e.code(), wechat_errcode = e.wechat_errcode(), "WeChat call failed");
+            tracing::warn!(
+                api,
+                code = e.code(),
+                wechat_errcode = e.wechat_errcode(),
+                "WeChat call failed"
+            );
         }
         result
     }
 
-    async fn send(&self, method: Method, path_and_query: &str, json_body: Option<Bytes>) -> Result<Value, GatewayError> {
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        json_body: Option<Bytes>,
+    ) -> Result<Value, GatewayError> {
         let uri = format!("{}{}", self.config.api_base, path_and_query);
         let mut builder = Request::builder().method(method).uri(uri);
         if json_body.is_some() {
@@ -118,7 +157,9 @@ impl WechatClient {
             .await
             .map_err(|_| GatewayError::WechatUnavailable { errcode: None })?
             .to_bytes();
-        serde_json::from_slice(&bytes)
-            .map_err(|_| GatewayError::Wechat { errcode: None, detail: "answer is not JSON".into() })
+        serde_json::from_slice(&bytes).map_err(|_| GatewayError::Wechat {
+            errcode: None,
+            detail: "answer is not JSON".into(),
+        })
     }
 }

@@ -1,0 +1,65 @@
+//! The admin listener's endpoints: probes, metrics, bindings, the access_token server.
+//!
+//! It binds its own (by default loopback) address, so probes, scrapes and support tools
+//! never mix with client traffic, and none of these paths exist on the public listener.
+
+mod bindings;
+mod token;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::error::GatewayError;
+use crate::http::{Body, json, text};
+use crate::metrics::CONTENT_TYPE;
+use crate::state::AppState;
+
+/// Handle one admin request from `peer`.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let result = if let Some(rest) = path.strip_prefix("/bindings/") {
+        bindings::handle(&state, req.method(), rest).await
+    } else if path == "/wechat/access_token" {
+        token::handle(&state, req, peer).await
+    } else {
+        probes(&state, req.method(), &path).await
+    };
+    result.unwrap_or_else(GatewayError::into_response)
+}
+
+async fn probes(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+) -> Result<Response<Body>, GatewayError> {
+    let known = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    if !known {
+        return Err(GatewayError::NotFound);
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Err(GatewayError::MethodNotAllowed { allow: "GET, HEAD" });
+    }
+    Ok(match path {
+        "/healthz" => json(StatusCode::OK, &json!({"status": "ok"})),
+        "/readyz" => ready(state).await,
+        _ => text(
+            StatusCode::OK,
+            CONTENT_TYPE,
+            state.metrics.render(state.store.live_sessions()),
+        ),
+    })
+}
+
+async fn ready(state: &AppState) -> Response<Body> {
+    match state.store.ping().await {
+        Ok(()) => json(StatusCode::OK, &json!({"status": "ready"})),
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": e.code()}),
+        ),
+    }
+}

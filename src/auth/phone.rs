@@ -1,0 +1,130 @@
+//! `POST {auth_prefix}/phone`: a `getPhoneNumber` code in, a verified phone (and maybe an
+//! account) on the session.
+//!
+//! Steps: rate limit (the login bucket), authenticate, exchange the code with the app's
+//! access_token (retried once on a rejected token), normalise to E.164, refuse a phone
+//! that maps to another account than the session's (409, nothing changes), record the
+//! durable binding, then update the session so the next proxied request carries it.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::{authenticate, identify, read_json};
+use crate::accounts::{Binding, phone};
+use crate::error::GatewayError;
+use crate::http::{Body, json};
+use crate::limit;
+use crate::router::ConnInfo;
+use crate::session::Session;
+use crate::state::AppState;
+use crate::wechat::phone::PhoneInfo;
+
+#[derive(Deserialize)]
+struct PhoneRequest {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PhoneResponse<'a> {
+    phone_number: &'a str,
+    pure_phone_number: &'a str,
+    country_code: &'a str,
+    account_id: Option<&'a str>,
+}
+
+pub async fn phone(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let result = verify(state, req, conn).await;
+    state.metrics.record_phone(match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    });
+    result
+}
+
+async fn verify(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let client = limit::client_ip(
+        conn.peer.ip(),
+        req.headers(),
+        &state.config.server.trusted_proxies,
+    );
+    state.limiter.check(client)?;
+    let (hash, session) = authenticate(state, req.headers()).await?;
+    let body: PhoneRequest = read_json(state, req).await?;
+    let code = body.code.as_deref().map(str::trim).unwrap_or_default();
+    if code.is_empty() || code.len() > 512 {
+        return Err(GatewayError::invalid("`code` is required"));
+    }
+    let appid = session.appid.clone();
+    let info = state
+        .tokens
+        .with_token(&appid, |token| {
+            let (wechat, appid) = (state.wechat.clone(), appid.clone());
+            let code = code.to_string();
+            async move { wechat.phone_number(&token, &appid, &code).await }
+        })
+        .await?;
+    let e164 = e164_of(&info)?;
+    let account = bind(state, &session, &e164).await?;
+    let updated = Arc::new(Session {
+        phone: Some(e164.clone()),
+        ..(*session).clone()
+    });
+    state.store.put(hash, updated).await?;
+    Ok(json(
+        StatusCode::OK,
+        &PhoneResponse {
+            phone_number: &e164,
+            pure_phone_number: &info.pure_phone_number,
+            country_code: &info.country_code,
+            account_id: account.as_deref(),
+        },
+    ))
+}
+
+fn e164_of(info: &PhoneInfo) -> Result<String, GatewayError> {
+    phone::from_parts(&info.country_code, &info.pure_phone_number)
+        .or_else(|| phone::normalize(&info.phone_number))
+        .ok_or_else(|| GatewayError::Wechat {
+            errcode: None,
+            detail: "phone answer is not a phone number".into(),
+        })
+}
+
+/// Record openid → phone (→ account); 409 if the phone maps to another account than the
+/// session already has. Returns the session's account afterwards.
+async fn bind(
+    state: &AppState,
+    session: &Session,
+    e164: &str,
+) -> Result<Option<Arc<str>>, GatewayError> {
+    let current = identify(state, session).await?.account;
+    let mapped = state.accounts.account_for_phone(e164);
+    if let (Some(have), Some(new)) = (&current, &mapped)
+        && have != new
+    {
+        return Err(GatewayError::AccountConflict);
+    }
+    let previous = state.bindings.get(&session.appid, &session.openid).await?;
+    let bound_account = mapped
+        .as_deref()
+        .map(str::to_string)
+        .or_else(|| previous.and_then(|b| b.account_id.clone()));
+    let binding = Binding::new(Some(e164.to_string()), bound_account);
+    state
+        .bindings
+        .put(&session.appid, &session.openid, binding)
+        .await?;
+    Ok(current.or(mapped))
+}
