@@ -43,6 +43,9 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     accounts
         .openid
         .insert(simulator.openid_for("alice"), Arc::from("10001"));
+    accounts
+        .phone
+        .insert("+8613800138000".into(), Arc::from("10002"));
     let resolver = Arc::new(AccountResolver::fixed(accounts));
     let bindings = Arc::new(LocalBindings::ephemeral());
     let state = Arc::new(AppState::with_bindings(config, resolver, bindings)?);
@@ -104,7 +107,7 @@ where
 
 fn print_instructions(gw: SocketAddr, admin: SocketAddr) {
     let base = format!("http://{gw}");
-    println!(
+    let text = format!(
         r#"wxgate demo is running: gateway {base}, admin http://{admin}
 (in memory, with a built-in WeChat simulator and an echo upstream; Ctrl-C stops it)
 
@@ -119,15 +122,28 @@ curl -s {base}/api/hello -H "Authorization: Bearer $TOKEN"
 # 3. A forged identity header never reaches the upstream
 curl -s {base}/api/hello -H "Authorization: Bearer $TOKEN" -H 'X-WX-OPENID: forged'
 
-# 4. Without a token the gateway answers 401
+# 4. Log in as "bob" (no account yet), verify his phone with a getPhoneNumber code: he is bound to account 10002
+BOB=$(curl -s -X POST {base}/wx/login -d "{{\"code\":\"bob-$RANDOM$RANDOM\"}}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+curl -s -X POST {base}/wx/phone -H "Authorization: Bearer $BOB" -d "{{\"code\":\"phone-13800138000-$RANDOM$RANDOM\"}}"
+curl -s {base}/api/hello -H "Authorization: Bearer $BOB"
+
+# 5. Without a token the gateway answers 401
 curl -s -i {base}/api/hello
 
-# 5. The session, then log out (the token is dead at once)
+# 6. The session, then log out (the token is dead at once)
 curl -s {base}/wx/session -H "Authorization: Bearer $TOKEN"
 curl -s -i -X POST {base}/wx/logout -H "Authorization: Bearer $TOKEN"
 
-# 6. Metrics
+# 7. Metrics, and bob's durable binding on the admin listener
+curl -s http://{admin}/bindings/{APPID}/$(curl -s {base}/wx/session -H "Authorization: Bearer $BOB" | sed -E 's/.*"openid":"([^"]+)".*/\1/')
 curl -s http://{admin}/metrics
 "#
     );
+    for line in text.lines() {
+        if line.starts_with("curl ") {
+            println!("{line}; echo");
+        } else {
+            println!("{line}");
+        }
+    }
 }

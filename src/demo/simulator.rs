@@ -1,5 +1,6 @@
 //! A WeChat simulator for `wxgate demo`: `jscode2session` as WeChat answers it.
 //!
+//! Also `stable_token` and `getuserphonenumber` (codes `phone-<mainland number>-<anything>`).
 //! Codes are single-use; `<user>-<anything>` logs in as a stable openid derived from
 //! `<user>`; a code starting with `bad` is invalid (40029). Answers are HTTP 200 with
 //! `text/plain` JSON, like the real servers. Only `demo` starts it; `run` never can.
@@ -22,14 +23,18 @@ pub struct Simulator {
     pub appid: String,
     pub secret: String,
     used: Mutex<HashSet<String>>,
+    access_token: String,
 }
 
 impl Simulator {
     pub fn new(appid: &str, secret: &str) -> Self {
+        let mut token = [0u8; 24];
+        let _ = getrandom::fill(&mut token);
         Self {
             appid: appid.into(),
             secret: secret.into(),
             used: Mutex::new(HashSet::new()),
+            access_token: URL_SAFE_NO_PAD.encode(token),
         }
     }
 
@@ -47,8 +52,12 @@ impl Simulator {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
-        let body = match req.uri().path() {
-            "/sns/jscode2session" => self.jscode2session(req.uri().query().unwrap_or("")),
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let body = match path.as_str() {
+            "/sns/jscode2session" => self.jscode2session(&query),
+            "/cgi-bin/stable_token" => self.stable_token(&read_json(req).await),
+            "/wxa/business/getuserphonenumber" => self.phone_number(&query, &read_json(req).await),
             _ => error(40066, "invalid url"),
         };
         Ok(text(StatusCode::OK, "text/plain", body.to_string()))
@@ -91,6 +100,48 @@ impl Simulator {
             "unionid": self.unionid_for(user),
         })
     }
+}
+
+impl Simulator {
+    fn stable_token(&self, body: &Value) -> Value {
+        if body["appid"] != self.appid.as_str() {
+            return error(40013, "invalid appid");
+        }
+        if body["secret"] != self.secret.as_str() {
+            return error(40125, "invalid appsecret");
+        }
+        json!({"access_token": self.access_token, "expires_in": 7200})
+    }
+
+    /// Phone codes look like `phone-<mainland number>-<anything>`; each works once.
+    fn phone_number(&self, query: &str, body: &Value) -> Value {
+        let token = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token");
+        if token.is_none_or(|(_, v)| v != self.access_token.as_str()) {
+            return error(40001, "invalid credential, access_token is invalid or not latest");
+        }
+        let code = body["code"].as_str().unwrap_or("");
+        let mut parts = code.splitn(3, '-');
+        let (Some("phone"), Some(number)) = (parts.next(), parts.next()) else {
+            return error(40029, "invalid code");
+        };
+        if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return error(40029, "invalid code");
+        }
+        let fresh = self.used.lock().map(|mut used| used.insert(code.to_string())).unwrap_or(false);
+        if !fresh {
+            return error(40163, "code been used");
+        }
+        json!({"errcode": 0, "errmsg": "ok", "phone_info": {
+            "phoneNumber": number, "purePhoneNumber": number, "countryCode": "86",
+            "watermark": {"timestamp": 1_700_000_000, "appid": self.appid},
+        }})
+    }
+}
+
+async fn read_json(req: Request<Incoming>) -> Value {
+    use http_body_util::{BodyExt, Limited};
+    let bytes = Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 fn derive(scope: &str, kind: &str, user: &str) -> String {
