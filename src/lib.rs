@@ -33,3 +33,4 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod wechat;
+pub mod redis;

@@ -46,7 +46,14 @@ pub struct Metrics {
     wechat_errors: Family<OutcomeLabels, Counter>,
     token_events: Family<EventLabels, Counter>,
     phones: Family<OutcomeLabels, Counter>,
+    store_latency: Family<OpLabels, Histogram, fn() -> Histogram>,
+    store_errors: Family<OpLabels, Counter>,
     sessions: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +103,14 @@ impl Metrics {
             "Phone verification outcomes by result code",
             phones.clone(),
         );
+        let store_latency = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "wxgate_store_request_duration_seconds",
+            "Latency of session-store (Redis) commands by operation",
+            store_latency.clone(),
+        );
+        let store_errors = Family::<OpLabels, Counter>::default();
+        registry.register("wxgate_store_errors", "Failed session-store commands by operation", store_errors.clone());
         let sessions = Gauge::default();
         registry.register(
             "wxgate_sessions",
@@ -110,6 +125,8 @@ impl Metrics {
             wechat_errors,
             token_events,
             phones,
+            store_latency,
+            store_errors,
             sessions,
         }
     }
@@ -139,6 +156,14 @@ impl Metrics {
         self.token_events
             .get_or_create(&EventLabels { event })
             .inc();
+    }
+
+    /// Observe one store command.
+    pub fn record_store(&self, op: &'static str, elapsed: Duration, failed: bool) {
+        self.store_latency.get_or_create(&OpLabels { op }).observe(elapsed.as_secs_f64());
+        if failed {
+            self.store_errors.get_or_create(&OpLabels { op }).inc();
+        }
     }
 
     /// Observe the latency of one WeChat call.

@@ -2,20 +2,24 @@
 //!
 //! `AppState` is immutable after construction (the accounts mapping swaps itself inside
 //! its resolver); handlers get it through an `Arc` and never clone configuration per
-//! request.
+//! request. [`Backends`] is where the memory and Redis deployments differ.
 
 use std::sync::Arc;
 
+use crate::accounts::redis_bindings::RedisBindings;
 use crate::accounts::{AccountResolver, BindingStore, LocalBindings};
 use crate::config::{Config, RouteConfig, StoreKind};
 use crate::http::{Client, client};
 use crate::limit::LoginLimiter;
 use crate::metrics::Metrics;
 use crate::proxy::headers::IdentityNames;
+use crate::redis::RedisBackend;
+use crate::redis::tokens::RedisTokens;
 use crate::session::SessionStore;
 use crate::session::memory::MemoryStore;
+use crate::session::redis::RedisStore;
 use crate::wechat::WechatClient;
-use crate::wechat::token::TokenManager;
+use crate::wechat::token::{SharedTokens, TokenManager};
 
 /// A configured route with its metrics label prepared.
 pub struct Route {
@@ -24,6 +28,41 @@ pub struct Route {
     pub label: Arc<str>,
     /// The upstream's path prefix, without a trailing slash ("" when none).
     pub upstream_path: String,
+}
+
+/// Where sessions, bindings and access_tokens live.
+pub struct Backends {
+    pub sessions: Arc<dyn SessionStore>,
+    pub bindings: Arc<dyn BindingStore>,
+    /// Shared tokens across replicas; `None` keeps them in this process.
+    pub tokens: Option<Arc<dyn SharedTokens>>,
+}
+
+impl Backends {
+    /// The backends `[session] store` names: memory (bindings on local disk) or Redis.
+    pub fn from_config(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, String> {
+        match (config.session.store, &config.redis) {
+            (StoreKind::Memory, _) => Ok(Self {
+                sessions: Arc::new(MemoryStore::new()),
+                bindings: Arc::new(LocalBindings::open(&config.session.data_dir)?),
+                tokens: None,
+            }),
+            (StoreKind::Redis, Some(redis)) => {
+                let backend = Arc::new(RedisBackend::new(redis, metrics.clone())?);
+                Ok(Self {
+                    sessions: Arc::new(RedisStore::new(backend.clone())),
+                    bindings: Arc::new(RedisBindings::new(backend.clone())),
+                    tokens: Some(Arc::new(RedisTokens::new(backend))),
+                })
+            }
+            (StoreKind::Redis, None) => Err("session.store = \"redis\" needs a [redis] section".into()),
+        }
+    }
+
+    /// Everything in this process's memory (the demo).
+    pub fn in_memory() -> Self {
+        Self { sessions: Arc::new(MemoryStore::new()), bindings: Arc::new(LocalBindings::ephemeral()), tokens: None }
+    }
 }
 
 /// Everything a request handler needs.
@@ -53,31 +92,15 @@ pub struct Labels {
 }
 
 impl AppState {
-    /// Build the state for `config`; bindings persist under `[session] data_dir`.
+    /// Build the state for `config` with the backends it names.
     pub fn new(config: Config, accounts: Arc<AccountResolver>) -> Result<Self, String> {
-        let bindings = match config.session.store {
-            StoreKind::Memory => Arc::new(LocalBindings::open(&config.session.data_dir)?),
-            StoreKind::Redis => Arc::new(LocalBindings::ephemeral()),
-        };
-        Self::with_bindings(config, accounts, bindings)
+        let metrics = Arc::new(Metrics::new());
+        let backends = Backends::from_config(&config, &metrics)?;
+        Ok(Self::assemble(config, accounts, backends, metrics))
     }
 
-    /// Build the state with an explicit binding store (the demo keeps them in memory).
-    pub fn with_bindings(
-        config: Config,
-        accounts: Arc<AccountResolver>,
-        bindings: Arc<dyn BindingStore>,
-    ) -> Result<Self, String> {
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(MemoryStore::new()),
-            StoreKind::Redis => {
-                return Err(
-                    "session.store = \"redis\" is not supported by this build yet; use \"memory\""
-                        .into(),
-                );
-            }
-        };
-        let metrics = Arc::new(Metrics::new());
+    /// Build the state over explicit backends.
+    pub fn assemble(config: Config, accounts: Arc<AccountResolver>, backends: Backends, metrics: Arc<Metrics>) -> Self {
         let routes = config
             .routes
             .iter()
@@ -96,19 +119,19 @@ impl AppState {
             none: Arc::from("none"),
         };
         let wechat = Arc::new(WechatClient::new(config.wechat.clone(), metrics.clone()));
-        Ok(Self {
+        Self {
             identity: IdentityNames::new(&config.identity_headers),
-            tokens: TokenManager::new(&config.apps, wechat.clone()),
+            tokens: TokenManager::new(&config.apps, wechat.clone(), backends.tokens),
             wechat,
-            bindings,
+            store: backends.sessions,
+            bindings: backends.bindings,
             limiter: Arc::new(LoginLimiter::new(config.rate_limit)),
             upstream: client(false),
             routes,
-            store,
             accounts,
             metrics,
             labels,
             config,
-        })
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod file;
 pub mod phone;
+pub mod redis_bindings;
 pub mod reload;
 
 use std::path::PathBuf;

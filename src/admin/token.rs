@@ -52,7 +52,7 @@ pub async fn handle(
                 .filter(|a| !a.is_empty())
                 .ok_or_else(|| GatewayError::invalid("`appid` is required"))?;
             if let Some(failed) = body.failed_token.filter(|t| !t.is_empty()) {
-                state.tokens.expire_if_current(&appid, &failed);
+                state.tokens.expire_if_current(&appid, &failed).await;
             }
             Some(appid)
         }

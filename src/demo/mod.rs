@@ -18,11 +18,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::accounts::{AccountResolver, AccountsFile, LocalBindings};
+use crate::accounts::{AccountResolver, AccountsFile};
+use crate::metrics::Metrics;
 use crate::config::Config;
 use crate::http::Body;
 use crate::server::{Server, shutdown_signal};
-use crate::state::AppState;
+use crate::state::{AppState, Backends};
 
 use self::simulator::Simulator;
 
@@ -47,8 +48,8 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
         .phone
         .insert("+8613800138000".into(), Arc::from("10002"));
     let resolver = Arc::new(AccountResolver::fixed(accounts));
-    let bindings = Arc::new(LocalBindings::ephemeral());
-    let state = Arc::new(AppState::with_bindings(config, resolver, bindings)?);
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(AppState::assemble(config, resolver, Backends::in_memory(), metrics));
     let server = Server::bind_to(state, listen, admin).await?;
     let (Some(gw), Some(adm)) = (server.public_addr(), server.admin_addr()) else {
         return Err("cannot read the demo's listening addresses".into());

@@ -5,6 +5,7 @@
 //! token hashes only. This module never talks to WeChat and never decides on accounts.
 
 pub mod memory;
+pub mod redis;
 pub mod token;
 
 use std::sync::Arc;

@@ -58,6 +58,11 @@ impl WechatClient {
         }
     }
 
+    /// The bound on one WeChat call.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeout
+    }
+
     /// The metrics this client records into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
