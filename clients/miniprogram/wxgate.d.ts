@@ -1,0 +1,137 @@
+// Types for wxgate.js, the wxgate client for WeChat Mini Programs.
+
+/** Error codes the gateway answers with (its contract, section 6). */
+export type GatewayErrorCode =
+  | 'invalid_request'
+  | 'invalid_code'
+  | 'code_used'
+  | 'user_blocked'
+  | 'unauthenticated'
+  | 'account_not_bound'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'account_conflict'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'internal_error'
+  | 'wechat_error'
+  | 'upstream_unavailable'
+  | 'wechat_unavailable'
+  | 'store_unavailable'
+  | 'upstream_timeout'
+
+/** Error codes the client produces itself. */
+export type ClientErrorCode =
+  | 'network_error'
+  | 'wx_login_failed'
+  | 'phone_denied'
+  | 'phone_unavailable'
+  | 'http_error'
+
+export type WxgateErrorCode = GatewayErrorCode | ClientErrorCode
+
+export declare const CLIENT_ERRORS: Readonly<{
+  network: 'network_error'
+  wxLogin: 'wx_login_failed'
+  phoneDenied: 'phone_denied'
+  phoneUnavailable: 'phone_unavailable'
+  http: 'http_error'
+}>
+
+export declare class WxgateError extends Error {
+  readonly name: 'WxgateError'
+  /** A contract error code, or a client code for failures that never reached the gateway. */
+  readonly code: WxgateErrorCode
+  /** HTTP status; 0 when there was no response. */
+  readonly status: number
+  /** WeChat's errcode, when WeChat caused the error. */
+  readonly wechatErrcode?: number
+  /** The wx.request response of an error status. */
+  readonly response?: WxResponse
+}
+
+/** What wx.request's success callback receives. */
+export interface WxResponse<T = any> {
+  statusCode: number
+  data: T
+  header: Record<string, string>
+}
+
+export interface RequestOptions {
+  /** A path under baseURL ("/api/orders") or an absolute URL. */
+  url: string
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS'
+  /** Sent as JSON unless `header` sets another Content-Type. */
+  data?: unknown
+  header?: Record<string, string>
+  /** false: send no token and never log in (for `public` routes). Default true. */
+  auth?: boolean
+}
+
+export interface LoginResult {
+  token: string
+  token_type: 'Bearer'
+  expires_in: number
+  openid: string
+  unionid: string | null
+  account_id: string | null
+}
+
+export interface PhoneResult {
+  /** E.164, e.g. "+8613800138000". */
+  phone_number: string
+  pure_phone_number: string
+  country_code: string
+  account_id: string | null
+}
+
+export interface SessionInfo {
+  openid: string
+  unionid: string | null
+  appid: string
+  account_id: string | null
+  phone_number: string | null
+  /** RFC 3339, UTC. */
+  expires_at: string
+}
+
+/** The event of `<button open-type="getPhoneNumber" bindgetphonenumber="...">`. */
+export interface PhoneNumberEvent {
+  detail: { code?: string; errMsg?: string }
+}
+
+export interface WxgateOptions {
+  /** The gateway's origin, e.g. "https://api.example.com" (a legal domain of the app). */
+  baseURL: string
+  /** The gateway's [server] auth_prefix. Default "/wx". */
+  authPrefix?: string
+  /** wx storage key of the token. Default "wxgate_token". */
+  storageKey?: string
+  /** Sent with the login when the gateway serves several mini-programs. */
+  appid?: string
+  /** wx.request timeout in milliseconds. */
+  timeout?: number
+  /** The `wx` object; defaults to the global one. */
+  wx?: unknown
+}
+
+export interface WxgateClient {
+  /** wx.login() then POST /wx/login; stores the token. Concurrent calls share one login. */
+  login(): Promise<LoginResult>
+  /**
+   * wx.request with `Authorization: Bearer`; logs in first when there is no token, and
+   * once more (replaying the request once) on 401 `unauthenticated`. Rejects with a
+   * WxgateError on any status >= 400 and on network failure.
+   */
+  request<T = any>(options: RequestOptions): Promise<WxResponse<T>>
+  /** getPhoneNumber event -> POST /wx/phone. Rejects with `phone_denied` when the user refused. */
+  bindPhone(event: PhoneNumberEvent): Promise<PhoneResult>
+  /** GET /wx/session. */
+  session(): Promise<SessionInfo>
+  /** POST /wx/logout and forget the token. */
+  logout(): Promise<void>
+  /** The stored token, or "". */
+  getToken(): string
+}
+
+export declare function createWxgate(options: WxgateOptions): WxgateClient
