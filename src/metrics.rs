@@ -103,14 +103,20 @@ impl Metrics {
             "Phone verification outcomes by result code",
             phones.clone(),
         );
-        let store_latency = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let store_latency = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "wxgate_store_request_duration_seconds",
             "Latency of session-store (Redis) commands by operation",
             store_latency.clone(),
         );
         let store_errors = Family::<OpLabels, Counter>::default();
-        registry.register("wxgate_store_errors", "Failed session-store commands by operation", store_errors.clone());
+        registry.register(
+            "wxgate_store_errors",
+            "Failed session-store commands by operation",
+            store_errors.clone(),
+        );
         let sessions = Gauge::default();
         registry.register(
             "wxgate_sessions",
@@ -160,7 +166,9 @@ impl Metrics {
 
     /// Observe one store command.
     pub fn record_store(&self, op: &'static str, elapsed: Duration, failed: bool) {
-        self.store_latency.get_or_create(&OpLabels { op }).observe(elapsed.as_secs_f64());
+        self.store_latency
+            .get_or_create(&OpLabels { op })
+            .observe(elapsed.as_secs_f64());
         if failed {
             self.store_errors.get_or_create(&OpLabels { op }).inc();
         }

@@ -55,13 +55,19 @@ impl Backends {
                     tokens: Some(Arc::new(RedisTokens::new(backend))),
                 })
             }
-            (StoreKind::Redis, None) => Err("session.store = \"redis\" needs a [redis] section".into()),
+            (StoreKind::Redis, None) => {
+                Err("session.store = \"redis\" needs a [redis] section".into())
+            }
         }
     }
 
     /// Everything in this process's memory (the demo).
     pub fn in_memory() -> Self {
-        Self { sessions: Arc::new(MemoryStore::new()), bindings: Arc::new(LocalBindings::ephemeral()), tokens: None }
+        Self {
+            sessions: Arc::new(MemoryStore::new()),
+            bindings: Arc::new(LocalBindings::ephemeral()),
+            tokens: None,
+        }
     }
 }
 
@@ -100,7 +106,12 @@ impl AppState {
     }
 
     /// Build the state over explicit backends.
-    pub fn assemble(config: Config, accounts: Arc<AccountResolver>, backends: Backends, metrics: Arc<Metrics>) -> Self {
+    pub fn assemble(
+        config: Config,
+        accounts: Arc<AccountResolver>,
+        backends: Backends,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let routes = config
             .routes
             .iter()

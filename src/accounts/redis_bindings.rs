@@ -23,12 +23,16 @@ pub struct RedisBindings {
 
 impl RedisBindings {
     pub fn new(backend: Arc<RedisBackend>) -> Self {
-        let local = Cache::builder().max_capacity(100_000).time_to_live(LOCAL_TTL).build();
+        let local = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(LOCAL_TTL)
+            .build();
         Self { backend, local }
     }
 
     fn key(&self, appid: &str, openid: &str) -> String {
-        self.backend.key("binding", &self.backend.sealer.name(&[appid, openid]))
+        self.backend
+            .key("binding", &self.backend.sealer.name(&[appid, openid]))
     }
 }
 
@@ -39,7 +43,10 @@ impl BindingStore for RedisBindings {
         if let Some(cached) = self.local.get(&key).await {
             return Ok(cached);
         }
-        let blob: Option<Vec<u8>> = self.backend.run("binding_get", redis::cmd("GET").arg(&key)).await?;
+        let blob: Option<Vec<u8>> = self
+            .backend
+            .run("binding_get", redis::cmd("GET").arg(&key))
+            .await?;
         let binding = blob
             .and_then(|b| self.backend.sealer.open(key.as_bytes(), &b))
             .and_then(|plain| serde_json::from_slice::<Binding>(&plain).ok())
@@ -50,16 +57,22 @@ impl BindingStore for RedisBindings {
 
     async fn put(&self, appid: &str, openid: &str, binding: Binding) -> Result<(), GatewayError> {
         let key = self.key(appid, openid);
-        let plain = serde_json::to_vec(&binding).map_err(|_| GatewayError::Internal("binding encoding".into()))?;
+        let plain = serde_json::to_vec(&binding)
+            .map_err(|_| GatewayError::Internal("binding encoding".into()))?;
         let blob = self.backend.sealer.seal(key.as_bytes(), &plain)?;
-        self.backend.run::<()>("binding_put", redis::cmd("SET").arg(&key).arg(blob)).await?;
+        self.backend
+            .run::<()>("binding_put", redis::cmd("SET").arg(&key).arg(blob))
+            .await?;
         self.local.insert(key, Some(Arc::new(binding))).await;
         Ok(())
     }
 
     async fn remove(&self, appid: &str, openid: &str) -> Result<bool, GatewayError> {
         let key = self.key(appid, openid);
-        let removed: i64 = self.backend.run("binding_remove", redis::cmd("DEL").arg(&key)).await?;
+        let removed: i64 = self
+            .backend
+            .run("binding_remove", redis::cmd("DEL").arg(&key))
+            .await?;
         self.local.invalidate(&key).await;
         Ok(removed > 0)
     }

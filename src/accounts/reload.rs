@@ -17,7 +17,17 @@ const SETTLE: Duration = Duration::from_millis(100);
 
 /// Start watching; the returned watcher must be kept alive.
 pub fn spawn(resolver: Arc<AccountResolver>) -> Option<notify::RecommendedWatcher> {
-    let path = resolver.path()?.clone();
+    let Some(path) = resolver.path().cloned() else {
+        // Nothing to reload, but SIGHUP must not terminate the process.
+        let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+        spawn_sighup(tx);
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                tracing::info!("SIGHUP: no accounts file is configured; nothing to reload");
+            }
+        });
+        return None;
+    };
     let dir = path
         .parent()
         .map(|p| p.to_path_buf())

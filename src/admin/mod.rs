@@ -49,7 +49,7 @@ async fn probes(
         _ => text(
             StatusCode::OK,
             CONTENT_TYPE,
-            state.metrics.render(state.store.live_sessions()),
+            state.metrics.render(state.store.live_sessions().await),
         ),
     })
 }

@@ -19,9 +19,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::accounts::{AccountResolver, AccountsFile};
-use crate::metrics::Metrics;
 use crate::config::Config;
 use crate::http::Body;
+use crate::metrics::Metrics;
 use crate::server::{Server, shutdown_signal};
 use crate::state::{AppState, Backends};
 
@@ -49,7 +49,12 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
         .insert("+8613800138000".into(), Arc::from("10002"));
     let resolver = Arc::new(AccountResolver::fixed(accounts));
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(AppState::assemble(config, resolver, Backends::in_memory(), metrics));
+    let state = Arc::new(AppState::assemble(
+        config,
+        resolver,
+        Backends::in_memory(),
+        metrics,
+    ));
     let server = Server::bind_to(state, listen, admin).await?;
     let (Some(gw), Some(adm)) = (server.public_addr(), server.admin_addr()) else {
         return Err("cannot read the demo's listening addresses".into());

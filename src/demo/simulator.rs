@@ -117,7 +117,10 @@ impl Simulator {
     fn phone_number(&self, query: &str, body: &Value) -> Value {
         let token = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token");
         if token.is_none_or(|(_, v)| v != self.access_token.as_str()) {
-            return error(40001, "invalid credential, access_token is invalid or not latest");
+            return error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            );
         }
         let code = body["code"].as_str().unwrap_or("");
         let mut parts = code.splitn(3, '-');
@@ -127,7 +130,11 @@ impl Simulator {
         if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) {
             return error(40029, "invalid code");
         }
-        let fresh = self.used.lock().map(|mut used| used.insert(code.to_string())).unwrap_or(false);
+        let fresh = self
+            .used
+            .lock()
+            .map(|mut used| used.insert(code.to_string()))
+            .unwrap_or(false);
         if !fresh {
             return error(40163, "code been used");
         }
@@ -140,7 +147,11 @@ impl Simulator {
 
 async fn read_json(req: Request<Incoming>) -> Value {
     use http_body_util::{BodyExt, Limited};
-    let bytes = Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let bytes = Limited::new(req.into_body(), 16 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 

@@ -40,7 +40,12 @@ impl ConnectionLike for Conn {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, pipeline: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
@@ -57,7 +62,10 @@ impl ConnectionLike for Conn {
 
 enum Connector {
     Single(ConnectionManager),
-    Cluster { client: redis::cluster::ClusterClient, conn: OnceCell<ClusterConnection> },
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        conn: OnceCell<ClusterConnection>,
+    },
 }
 
 /// A connection to the shared store.
@@ -76,25 +84,37 @@ impl RedisBackend {
             .map_err(|_| "redis.encryption_key is not base64".to_string())?;
         let sealer = Sealer::new(&key)?;
         let connector = if config.cluster || !config.nodes.is_empty() {
-            let nodes: Vec<&str> = std::iter::once(config.url.expose()).chain(config.nodes.iter().map(|n| n.expose())).collect();
+            let nodes: Vec<&str> = std::iter::once(config.url.expose())
+                .chain(config.nodes.iter().map(|n| n.expose()))
+                .collect();
             let client = redis::cluster::ClusterClientBuilder::new(nodes)
                 .connection_timeout(TIMEOUT)
                 .response_timeout(TIMEOUT)
                 .retries(2)
                 .build()
                 .map_err(|e| format!("redis cluster: {e}"))?;
-            Connector::Cluster { client, conn: OnceCell::new() }
+            Connector::Cluster {
+                client: Box::new(client),
+                conn: OnceCell::new(),
+            }
         } else {
-            let client = redis::Client::open(config.url.expose()).map_err(|e| format!("redis.url: {e}"))?;
+            let client =
+                redis::Client::open(config.url.expose()).map_err(|e| format!("redis.url: {e}"))?;
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(TIMEOUT))
                 .set_response_timeout(Some(TIMEOUT))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
-            let manager = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| format!("redis: {e}"))?;
+            let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+                .map_err(|e| format!("redis: {e}"))?;
             Connector::Single(manager)
         };
-        Ok(Self { connector, prefix: config.key_prefix.clone(), sealer, metrics })
+        Ok(Self {
+            connector,
+            prefix: config.key_prefix.clone(),
+            sealer,
+            metrics,
+        })
     }
 
     /// `prefix + kind + ":" + id`.
@@ -128,7 +148,11 @@ impl RedisBackend {
     }
 
     /// Run one command within the timeout; any failure is `store_unavailable`.
-    pub async fn run<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T, GatewayError> {
+    pub async fn run<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &Cmd,
+    ) -> Result<T, GatewayError> {
         let started = Instant::now();
         let result = async {
             let mut conn = self.conn().await?;
@@ -145,12 +169,19 @@ impl RedisBackend {
             }
         }
         .await;
-        self.metrics.record_store(op, started.elapsed(), result.is_err());
+        self.metrics
+            .record_store(op, started.elapsed(), result.is_err());
         result
     }
 
     /// Run a Lua script (EVAL) on one key.
-    pub async fn eval<T: FromRedisValue>(&self, op: &'static str, script: &redis::Script, key: &str, args: &[&[u8]]) -> Result<T, GatewayError> {
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &redis::Script,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<T, GatewayError> {
         let mut invocation = script.key(key);
         for arg in args {
             invocation.arg(*arg);
@@ -168,12 +199,15 @@ impl RedisBackend {
             }
         }
         .await;
-        self.metrics.record_store(op, started.elapsed(), result.is_err());
+        self.metrics
+            .record_store(op, started.elapsed(), result.is_err());
         result
     }
 
     /// PING, for `/readyz`.
     pub async fn ping(&self) -> Result<(), GatewayError> {
-        self.run::<String>("ping", &redis::cmd("PING")).await.map(drop)
+        self.run::<String>("ping", &redis::cmd("PING"))
+            .await
+            .map(drop)
     }
 }

@@ -22,7 +22,8 @@ pub struct Sealer {
 
 /// HMAC-SHA256 accepts keys of any length, so construction cannot fail.
 fn mac(key: &[u8]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()))
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()))
 }
 
 fn derive(master: &[u8], label: &[u8]) -> [u8; 32] {
@@ -43,7 +44,10 @@ impl Sealer {
         }
         let seal_key = derive(master, b"wxgate seal v1");
         let cipher = Aes256Gcm::new_from_slice(&seal_key).map_err(|e| e.to_string())?;
-        Ok(Self { cipher, names: derive(master, b"wxgate names v1") })
+        Ok(Self {
+            cipher,
+            names: derive(master, b"wxgate names v1"),
+        })
     }
 
     /// `nonce || ciphertext+tag`, bound to `aad`.
@@ -52,7 +56,13 @@ impl Sealer {
         getrandom::fill(&mut nonce).map_err(|_| store_error("OS RNG failed"))?;
         let sealed = self
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| store_error("encryption failed"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -67,7 +77,9 @@ impl Sealer {
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
-        self.cipher.decrypt(&Nonce::from(nonce), Payload { msg: body, aad }).ok()
+        self.cipher
+            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
+            .ok()
     }
 
     /// A keyed, stable name for `parts` (hex HMAC), for keys that must not reveal users.
@@ -85,10 +97,12 @@ impl Sealer {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -101,7 +115,10 @@ mod tests {
         let Ok(s) = s else { panic!("sealer") };
         let sealed = s.seal(b"k1", b"session_key=abc").unwrap_or_default();
         assert!(!sealed.windows(3).any(|w| w == b"abc"));
-        assert_eq!(s.open(b"k1", &sealed).as_deref(), Some(&b"session_key=abc"[..]));
+        assert_eq!(
+            s.open(b"k1", &sealed).as_deref(),
+            Some(&b"session_key=abc"[..])
+        );
         assert_eq!(s.open(b"k2", &sealed), None);
         assert_eq!(s.name(&["wx1", "o1"]), s.name(&["wx1", "o1"]));
         assert_ne!(s.name(&["wx1", "o1"]), s.name(&["wx1o", "1"]));

@@ -46,7 +46,9 @@ struct Stored {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The Redis side of [`SharedTokens`].
@@ -59,7 +61,12 @@ pub struct RedisTokens {
 
 impl RedisTokens {
     pub fn new(backend: Arc<RedisBackend>) -> Self {
-        Self { backend, save: Script::new(SAVE), expire_if: Script::new(EXPIRE_IF), unlock: Script::new(UNLOCK) }
+        Self {
+            backend,
+            save: Script::new(SAVE),
+            expire_if: Script::new(EXPIRE_IF),
+            unlock: Script::new(UNLOCK),
+        }
     }
 
     fn fingerprint(&self, token: &str) -> String {
@@ -71,7 +78,10 @@ impl RedisTokens {
 impl SharedTokens for RedisTokens {
     async fn load(&self, appid: &str) -> Result<Option<AccessToken>, GatewayError> {
         let key = self.backend.key("token", appid);
-        let blob: Option<Vec<u8>> = self.backend.run("token_load", redis::cmd("HGET").arg(&key).arg("blob")).await?;
+        let blob: Option<Vec<u8>> = self
+            .backend
+            .run("token_load", redis::cmd("HGET").arg(&key).arg("blob"))
+            .await?;
         let Some(stored) = blob
             .and_then(|b| self.backend.sealer.open(key.as_bytes(), &b))
             .and_then(|plain| serde_json::from_slice::<Stored>(&plain).ok())
@@ -91,19 +101,33 @@ impl SharedTokens for RedisTokens {
             return Ok(());
         }
         let key = self.backend.key("token", appid);
-        let stored = Stored { token: token.token.expose().to_string(), expires_at_ms: now_ms() + left.as_millis() as u64 };
-        let plain = serde_json::to_vec(&stored).map_err(|_| GatewayError::Internal("token encoding".into()))?;
+        let stored = Stored {
+            token: token.token.expose().to_string(),
+            expires_at_ms: now_ms() + left.as_millis() as u64,
+        };
+        let plain = serde_json::to_vec(&stored)
+            .map_err(|_| GatewayError::Internal("token encoding".into()))?;
         let blob = self.backend.sealer.seal(key.as_bytes(), &plain)?;
         let fp = self.fingerprint(token.token.expose());
         let ttl = left.as_millis().to_string();
-        self.backend.eval::<i64>("token_save", &self.save, &key, &[fp.as_bytes(), &blob, ttl.as_bytes()]).await?;
+        self.backend
+            .eval::<i64>(
+                "token_save",
+                &self.save,
+                &key,
+                &[fp.as_bytes(), &blob, ttl.as_bytes()],
+            )
+            .await?;
         Ok(())
     }
 
     async fn expire_if(&self, appid: &str, failed: &str) -> Result<bool, GatewayError> {
         let key = self.backend.key("token", appid);
         let fp = self.fingerprint(failed);
-        let deleted: i64 = self.backend.eval("token_expire", &self.expire_if, &key, &[fp.as_bytes()]).await?;
+        let deleted: i64 = self
+            .backend
+            .eval("token_expire", &self.expire_if, &key, &[fp.as_bytes()])
+            .await?;
         Ok(deleted > 0)
     }
 
@@ -113,13 +137,20 @@ impl SharedTokens for RedisTokens {
         let id = super::seal::hex(&id);
         let key = self.backend.key("token-lock", appid);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(&id).arg("NX").arg("PX").arg(LOCK_TTL.as_millis() as u64);
+        cmd.arg(&key)
+            .arg(&id)
+            .arg("NX")
+            .arg("PX")
+            .arg(LOCK_TTL.as_millis() as u64);
         let taken: Option<String> = self.backend.run("token_lock", &cmd).await?;
         Ok(taken.map(|_| id))
     }
 
     async fn unlock(&self, appid: &str, lock: &str) -> Result<(), GatewayError> {
         let key = self.backend.key("token-lock", appid);
-        self.backend.eval::<i64>("token_unlock", &self.unlock, &key, &[lock.as_bytes()]).await.map(drop)
+        self.backend
+            .eval::<i64>("token_unlock", &self.unlock, &key, &[lock.as_bytes()])
+            .await
+            .map(drop)
     }
 }

@@ -89,7 +89,8 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    fn live_sessions(&self) -> Option<u64> {
+    async fn live_sessions(&self) -> Option<u64> {
+        self.cache.run_pending_tasks().await;
         Some(self.cache.entry_count())
     }
 }

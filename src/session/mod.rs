@@ -49,5 +49,5 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), GatewayError>;
     /// Live sessions, when the backend can count them cheaply.
-    fn live_sessions(&self) -> Option<u64>;
+    async fn live_sessions(&self) -> Option<u64>;
 }

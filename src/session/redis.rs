@@ -40,12 +40,16 @@ pub struct RedisStore {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RedisStore {
     pub fn new(backend: Arc<RedisBackend>) -> Self {
-        let local = Cache::builder().max_capacity(LOCAL_CAPACITY).time_to_live(LOCAL_TTL).build();
+        let local = Cache::builder()
+            .max_capacity(LOCAL_CAPACITY)
+            .time_to_live(LOCAL_TTL)
+            .build();
         Self { backend, local }
     }
 
@@ -70,7 +74,10 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
-        let left = session.expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let left = session
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         if left.is_zero() {
             return Ok(());
         }
@@ -83,10 +90,14 @@ impl SessionStore for RedisStore {
             expires_at_ms: unix_ms(session.expires_at),
         };
         let name = self.key(&key);
-        let plain = serde_json::to_vec(&stored).map_err(|_| GatewayError::Internal("session encoding".into()))?;
+        let plain = serde_json::to_vec(&stored)
+            .map_err(|_| GatewayError::Internal("session encoding".into()))?;
         let blob = self.backend.sealer.seal(name.as_bytes(), &plain)?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&name).arg(blob).arg("PX").arg(left.as_millis().max(1) as u64);
+        cmd.arg(&name)
+            .arg(blob)
+            .arg("PX")
+            .arg(left.as_millis().max(1) as u64);
         self.backend.run::<()>("session_put", &cmd).await?;
         self.local.insert(key, session).await;
         Ok(())
@@ -98,8 +109,14 @@ impl SessionStore for RedisStore {
             return Ok(Some(s).filter(|s| !s.is_expired(now)));
         }
         let name = self.key(key);
-        let blob: Option<Vec<u8>> = self.backend.run("session_get", redis::cmd("GET").arg(&name)).await?;
-        let Some(session) = blob.and_then(|b| self.decode(&name, &b)).filter(|s| !s.is_expired(now)) else {
+        let blob: Option<Vec<u8>> = self
+            .backend
+            .run("session_get", redis::cmd("GET").arg(&name))
+            .await?;
+        let Some(session) = blob
+            .and_then(|b| self.decode(&name, &b))
+            .filter(|s| !s.is_expired(now))
+        else {
             return Ok(None);
         };
         let session = Arc::new(session);
@@ -109,7 +126,9 @@ impl SessionStore for RedisStore {
 
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
         self.local.invalidate(key).await;
-        self.backend.run::<i64>("session_remove", redis::cmd("DEL").arg(self.key(key))).await?;
+        self.backend
+            .run::<i64>("session_remove", redis::cmd("DEL").arg(self.key(key)))
+            .await?;
         self.local.invalidate(key).await;
         Ok(())
     }
@@ -118,7 +137,7 @@ impl SessionStore for RedisStore {
         self.backend.ping().await
     }
 
-    fn live_sessions(&self) -> Option<u64> {
+    async fn live_sessions(&self) -> Option<u64> {
         None
     }
 }

@@ -45,7 +45,9 @@ impl AccessToken {
 
     /// Whole seconds left.
     pub fn expires_in(&self) -> u64 {
-        self.expires_at.saturating_duration_since(Instant::now()).as_secs()
+        self.expires_at
+            .saturating_duration_since(Instant::now())
+            .as_secs()
     }
 }
 
@@ -91,7 +93,11 @@ pub struct TokenManager {
 }
 
 impl TokenManager {
-    pub fn new(apps: &[AppConfig], wechat: Arc<WechatClient>, shared: Option<Arc<dyn SharedTokens>>) -> Self {
+    pub fn new(
+        apps: &[AppConfig],
+        wechat: Arc<WechatClient>,
+        shared: Option<Arc<dyn SharedTokens>>,
+    ) -> Self {
         let apps = apps
             .iter()
             .map(|a| {
@@ -104,11 +110,16 @@ impl TokenManager {
                 (a.appid.clone(), Arc::new(tokens))
             })
             .collect();
-        Self { apps, source: Arc::new(Source { wechat, shared }) }
+        Self {
+            apps,
+            source: Arc::new(Source { wechat, shared }),
+        }
     }
 
     fn app(&self, appid: &str) -> Result<&Arc<AppTokens>, GatewayError> {
-        self.apps.get(appid).ok_or_else(|| GatewayError::invalid("unknown `appid`"))
+        self.apps
+            .get(appid)
+            .ok_or_else(|| GatewayError::invalid("unknown `appid`"))
     }
 
     /// A valid token for the app: the cached one, or one obtained now (single-flight).
@@ -132,7 +143,9 @@ impl TokenManager {
     /// Compare-then-expire: forget `failed` only if it is still the cached token, here
     /// and in the shared store.
     pub async fn expire_if_current(&self, appid: &str, failed: &str) {
-        let Some(app) = self.apps.get(appid) else { return };
+        let Some(app) = self.apps.get(appid) else {
+            return;
+        };
         let expired_here = app.expire_if(failed);
         let expired_shared = match &self.source.shared {
             Some(shared) => shared.expire_if(appid, failed).await.unwrap_or(false),
@@ -152,7 +165,10 @@ impl TokenManager {
     {
         let first = self.get(appid).await?;
         match call(first.token.clone()).await {
-            Err(e) if e.wechat_errcode().is_some_and(super::errcode::is_token_error) => {
+            Err(e)
+                if e.wechat_errcode()
+                    .is_some_and(super::errcode::is_token_error) =>
+            {
                 self.expire_if_current(appid, first.token.expose()).await;
                 let second = self.get(appid).await?;
                 call(second.token).await
@@ -164,7 +180,12 @@ impl TokenManager {
 
 impl AppTokens {
     fn cached(&self) -> Option<AccessToken> {
-        self.current.lock().ok()?.as_ref().filter(|t| t.is_valid()).cloned()
+        self.current
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|t| t.is_valid())
+            .cloned()
     }
 
     fn store(&self, token: AccessToken) {
@@ -174,7 +195,9 @@ impl AppTokens {
     }
 
     fn expire_if(&self, failed: &str) -> bool {
-        let Ok(mut current) = self.current.lock() else { return false };
+        let Ok(mut current) = self.current.lock() else {
+            return false;
+        };
         let matches = current.as_ref().is_some_and(|t| t.token.expose() == failed);
         if matches {
             *current = None;
@@ -187,7 +210,9 @@ impl Source {
     /// A token when none is cached here: WeChat directly, or the shared store's (fetching
     /// it under the shared lock when it has none).
     async fn obtain(&self, app: &AppTokens) -> Result<AccessToken, GatewayError> {
-        let Some(shared) = &self.shared else { return self.fetch(app).await };
+        let Some(shared) = &self.shared else {
+            return self.fetch(app).await;
+        };
         let appid = app.app.appid.as_str();
         let deadline = Instant::now() + self.wechat.timeout() * 2;
         loop {
@@ -239,13 +264,21 @@ impl Source {
         let metrics = self.wechat.metrics();
         let answer = self
             .wechat
-            .call("stable_token", Method::POST, "/cgi-bin/stable_token", Some(body))
+            .call(
+                "stable_token",
+                Method::POST,
+                "/cgi-bin/stable_token",
+                Some(body),
+            )
             .await
             .and_then(|v| {
                 serde_json::from_value::<StableTokenAnswer>(v)
                     .ok()
                     .filter(|a| !a.access_token.is_empty())
-                    .ok_or(GatewayError::Wechat { errcode: None, detail: "stable_token answer without access_token".into() })
+                    .ok_or(GatewayError::Wechat {
+                        errcode: None,
+                        detail: "stable_token answer without access_token".into(),
+                    })
             });
         match answer {
             Ok(a) => {
@@ -276,7 +309,9 @@ impl Source {
                 let Some(lock) = shared.try_lock(&app.app.appid).await? else {
                     return Ok(false);
                 };
-                let result = self.fetch_and_share(shared.as_ref(), app, current.as_ref()).await;
+                let result = self
+                    .fetch_and_share(shared.as_ref(), app, current.as_ref())
+                    .await;
                 let _ = shared.unlock(&app.app.appid, &lock).await;
                 result?
             }
@@ -292,28 +327,37 @@ async fn refresh_loop(app: Weak<AppTokens>, source: Arc<Source>) {
         let wake = {
             let Some(app) = app.upgrade() else { return };
             match app.cached() {
-                Some(t) => t.expires_at.checked_sub(REFRESH_WINDOW).unwrap_or_else(Instant::now) + jitter(),
+                Some(t) => {
+                    let left = t.expires_at.saturating_duration_since(Instant::now());
+                    t.expires_at.checked_sub(REFRESH_WINDOW).unwrap_or_else(Instant::now) + jitter(left)
+                }
                 None => Instant::now() + RETRY_AFTER,
             }
         };
         tokio::time::sleep_until(wake).await;
         let Some(app) = app.upgrade() else { return };
         let appid = app.app.appid.as_str();
-        match source.refresh(&app).await {
-            Ok(true) => tracing::info!(appid, "access_token refreshed"),
-            Ok(false) => {
-                tracing::debug!(appid, "access_token unchanged; asking again later");
-                tokio::time::sleep(RETRY_AFTER).await;
+        let outcome = source.refresh(&app).await;
+        let left = app.cached().map_or(Duration::ZERO, |t| t.expires_at.saturating_duration_since(Instant::now()));
+        match outcome {
+            Ok(true) => {
+                tracing::info!(appid, "access_token refreshed");
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(appid, code = e.code(), "access_token refresh failed; serving the current token");
-                tokio::time::sleep(RETRY_AFTER).await;
-            }
+            Ok(false) => tracing::debug!(appid, "access_token unchanged; asking again later"),
+            Err(e) => tracing::warn!(appid, code = e.code(), "access_token refresh failed; serving the current token"),
         }
+        tokio::time::sleep(retry_after(left)).await;
     }
 }
 
-fn jitter() -> Duration {
-    let r = getrandom::u64().unwrap_or(0);
-    Duration::from_millis(r % (MAX_JITTER.as_millis() as u64))
+/// Spread replicas over the start of the window, never past a tenth of the token's life.
+fn jitter(left: Duration) -> Duration {
+    let cap = MAX_JITTER.min(left / 10).as_millis() as u64;
+    Duration::from_millis(getrandom::u64().unwrap_or(0) % cap.max(1))
+}
+
+/// Ask more often as expiry nears: a quarter of what is left, between 200 ms and 20 s.
+fn retry_after(left: Duration) -> Duration {
+    (left / 4).clamp(Duration::from_millis(200), RETRY_AFTER)
 }

@@ -1,0 +1,222 @@
+//! The guard around a running `wxgate` child process (started by `builder.rs`): it polls
+//! the admin `/healthz` until ready, captures stdout and stderr, sends signals, offers
+//! request helpers, and kills the child on drop. Also the one-shot CLI runner.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::{Resp, client, send};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wxgate")
+}
+
+/// Run `wxgate args...` to completion with extra environment variables.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("WXGATE_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run wxgate")
+}
+
+/// stdout + stderr of a finished command, as text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A running gateway; killed when dropped.
+pub struct Gateway {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub config: String,
+    dir: TempDir,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    exited: Option<ExitStatus>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Copy everything `src` yields into a shared buffer, on a thread.
+pub fn capture(mut src: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    std::thread::spawn(move || {
+        let mut tmp = [0u8; 8192];
+        while let Ok(n) = src.read(&mut tmp) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&tmp[..n]);
+        }
+    });
+    buf
+}
+
+impl Gateway {
+    pub(crate) fn spawn_child(
+        mut cmd: Command,
+        dir: TempDir,
+        config: String,
+        addr: SocketAddr,
+        admin: SocketAddr,
+    ) -> Gateway {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn wxgate");
+        let stdout = capture(child.stdout.take().unwrap());
+        let stderr = capture(child.stderr.take().unwrap());
+        Gateway {
+            child,
+            addr,
+            admin,
+            config,
+            dir,
+            stdout,
+            stderr,
+            exited: None,
+        }
+    }
+
+    /// Poll the admin `/healthz` until 200; Err (with the logs) if the process exits first.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.try_exit() {
+                return Err(format!("exited early ({st}); output:\n{}", self.logs()));
+            }
+            let r = c.get(self.admin_url("/healthz")).send().await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(format!(
+            "not ready after {timeout:?}; output:\n{}",
+            self.logs()
+        ))
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().expect("try_wait");
+        }
+        self.exited
+    }
+
+    /// Wait up to `timeout` for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_exit() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Send a signal by name (`TERM`, `INT`, `HUP`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{name} failed");
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// stdout and stderr together.
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+
+    /// `POST /wx/login` with `{"code": code}`.
+    pub async fn login(&self, code: &str) -> Resp {
+        self.login_body(json!({ "code": code })).await
+    }
+
+    /// `POST /wx/login` with a JSON body.
+    pub async fn login_body(&self, body: Value) -> Resp {
+        send(client().post(self.url("/wx/login")).json(&body)).await
+    }
+
+    /// Log in with a valid code and return the token (asserts 200).
+    pub async fn token(&self, code: &str) -> String {
+        let r = self.login(code).await;
+        assert_eq!(r.status, 200, "login failed: {}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// `method path` with an optional bearer token.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client().request(m, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        send(req).await
+    }
+
+    /// `GET /metrics` on the admin listener, as text.
+    pub async fn metrics(&self) -> String {
+        let r = send(client().get(self.admin_url("/metrics"))).await;
+        assert_eq!(r.status, 200, "/metrics: {}", r.text());
+        r.text()
+    }
+}
