@@ -11,11 +11,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::read_json;
+use super::{limit_client, outcome, read_json, required_code};
 use crate::accounts::Resolved;
 use crate::error::GatewayError;
 use crate::http::{Body, json};
-use crate::limit;
 use crate::router::ConnInfo;
 use crate::session::{Session, Token};
 use crate::state::AppState;
@@ -44,10 +43,7 @@ pub async fn login(
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = exchange(state, req, conn).await;
-    state.metrics.record_login(match &result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    });
+    state.metrics.record_login(outcome(&result));
     result
 }
 
@@ -56,20 +52,9 @@ async fn exchange(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let client = limit::client_ip(
-        conn.peer.ip(),
-        req.headers(),
-        &state.config.server.trusted_proxies,
-    );
-    state.limiter.check(client)?;
+    limit_client(state, req.headers(), conn)?;
     let body: LoginRequest = read_json(state, req).await?;
-    let code = body.code.as_deref().map(str::trim).unwrap_or_default();
-    if code.is_empty() {
-        return Err(GatewayError::invalid("`code` is required"));
-    }
-    if code.len() > 512 {
-        return Err(GatewayError::invalid("`code` is too long"));
-    }
+    let code = required_code(body.code.as_deref())?;
     let app = state
         .config
         .app(body.appid.as_deref())

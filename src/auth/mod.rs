@@ -46,6 +46,34 @@ pub async fn handle(
     }
 }
 
+/// Take one token from the client's login bucket (shared by login and phone).
+pub fn limit_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    conn: ConnInfo,
+) -> Result<(), GatewayError> {
+    let client = crate::limit::client_ip(
+        conn.peer.ip(),
+        headers,
+        &state.config.server.trusted_proxies,
+    );
+    state.limiter.check(client)
+}
+
+/// The trimmed `code` of a login or phone request: required, at most 512 bytes.
+pub fn required_code(code: Option<&str>) -> Result<&str, GatewayError> {
+    match code.map(str::trim) {
+        None | Some("") => Err(GatewayError::invalid("`code` is required")),
+        Some(c) if c.len() > 512 => Err(GatewayError::invalid("`code` is too long")),
+        Some(c) => Ok(c),
+    }
+}
+
+/// The metrics outcome of a login or phone call: `ok` or the error code.
+pub fn outcome<T>(result: &Result<T, GatewayError>) -> &'static str {
+    result.as_ref().map_or_else(GatewayError::code, |_| "ok")
+}
+
 /// The session behind the request's gateway token, or 401.
 pub async fn authenticate(
     state: &AppState,

@@ -12,11 +12,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::{authenticate, identify, read_json};
+use super::{authenticate, identify, limit_client, outcome, read_json, required_code};
 use crate::accounts::{Binding, phone};
 use crate::error::GatewayError;
 use crate::http::{Body, json};
-use crate::limit;
 use crate::router::ConnInfo;
 use crate::session::Session;
 use crate::state::AppState;
@@ -42,10 +41,7 @@ pub async fn phone(
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = verify(state, req, conn).await;
-    state.metrics.record_phone(match &result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    });
+    state.metrics.record_phone(outcome(&result));
     result
 }
 
@@ -54,18 +50,10 @@ async fn verify(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let client = limit::client_ip(
-        conn.peer.ip(),
-        req.headers(),
-        &state.config.server.trusted_proxies,
-    );
-    state.limiter.check(client)?;
+    limit_client(state, req.headers(), conn)?;
     let (hash, session) = authenticate(state, req.headers()).await?;
     let body: PhoneRequest = read_json(state, req).await?;
-    let code = body.code.as_deref().map(str::trim).unwrap_or_default();
-    if code.is_empty() || code.len() > 512 {
-        return Err(GatewayError::invalid("`code` is required"));
-    }
+    let code = required_code(body.code.as_deref())?;
     let appid = session.appid.clone();
     let info = state
         .tokens

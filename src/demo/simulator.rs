@@ -83,12 +83,7 @@ impl Simulator {
         if code.is_empty() || code.starts_with("bad") {
             return error(40029, "invalid code");
         }
-        let fresh = self
-            .used
-            .lock()
-            .map(|mut used| used.insert(code.to_string()))
-            .unwrap_or(false);
-        if !fresh {
+        if !self.first_use(code) {
             return error(40163, "code been used");
         }
         let user = code.split('-').next().unwrap_or(code);
@@ -103,6 +98,14 @@ impl Simulator {
 }
 
 impl Simulator {
+    /// Mark a code used; `false` if it already was (codes are single-use).
+    fn first_use(&self, code: &str) -> bool {
+        self.used
+            .lock()
+            .map(|mut used| used.insert(code.to_string()))
+            .unwrap_or(false)
+    }
+
     fn stable_token(&self, body: &Value) -> Value {
         if body["appid"] != self.appid.as_str() {
             return error(40013, "invalid appid");
@@ -130,12 +133,7 @@ impl Simulator {
         if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) {
             return error(40029, "invalid code");
         }
-        let fresh = self
-            .used
-            .lock()
-            .map(|mut used| used.insert(code.to_string()))
-            .unwrap_or(false);
-        if !fresh {
+        if !self.first_use(code) {
             return error(40163, "code been used");
         }
         json!({"errcode": 0, "errmsg": "ok", "phone_info": {

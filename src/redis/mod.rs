@@ -8,6 +8,7 @@
 pub mod seal;
 pub mod tokens;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,28 +154,14 @@ impl RedisBackend {
         op: &'static str,
         cmd: &Cmd,
     ) -> Result<T, GatewayError> {
-        let started = Instant::now();
-        let result = async {
+        self.timed(op, async {
             let mut conn = self.conn().await?;
-            match tokio::time::timeout(TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => {
-                    tracing::warn!(op, error = %e, "redis command failed");
-                    Err(GatewayError::StoreUnavailable)
-                }
-                Err(_) => {
-                    tracing::warn!(op, "redis command timed out");
-                    Err(GatewayError::StoreUnavailable)
-                }
-            }
-        }
-        .await;
-        self.metrics
-            .record_store(op, started.elapsed(), result.is_err());
-        result
+            Ok(cmd.query_async::<T>(&mut conn).await)
+        })
+        .await
     }
 
-    /// Run a Lua script (EVAL) on one key.
+    /// Run a Lua script (EVALSHA, falling back to EVAL) on one key.
     pub async fn eval<T: FromRedisValue>(
         &self,
         op: &'static str,
@@ -186,19 +173,32 @@ impl RedisBackend {
         for arg in args {
             invocation.arg(*arg);
         }
-        let started = Instant::now();
-        let result = async {
+        self.timed(op, async {
             let mut conn = self.conn().await?;
-            match tokio::time::timeout(TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => {
-                    tracing::warn!(op, error = %e, "redis script failed");
-                    Err(GatewayError::StoreUnavailable)
-                }
-                Err(_) => Err(GatewayError::StoreUnavailable),
+            Ok(invocation.invoke_async::<T>(&mut conn).await)
+        })
+        .await
+    }
+
+    /// Bound `work` by the timeout, time it, and turn every failure into `store_unavailable`.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = Result<redis::RedisResult<T>, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(TIMEOUT, work).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(op, error = %e, "redis command failed");
+                Err(GatewayError::StoreUnavailable)
             }
-        }
-        .await;
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                tracing::warn!(op, "redis command timed out");
+                Err(GatewayError::StoreUnavailable)
+            }
+        };
         self.metrics
             .record_store(op, started.elapsed(), result.is_err());
         result

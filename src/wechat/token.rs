@@ -329,7 +329,10 @@ async fn refresh_loop(app: Weak<AppTokens>, source: Arc<Source>) {
             match app.cached() {
                 Some(t) => {
                     let left = t.expires_at.saturating_duration_since(Instant::now());
-                    t.expires_at.checked_sub(REFRESH_WINDOW).unwrap_or_else(Instant::now) + jitter(left)
+                    t.expires_at
+                        .checked_sub(REFRESH_WINDOW)
+                        .unwrap_or_else(Instant::now)
+                        + jitter(left)
                 }
                 None => Instant::now() + RETRY_AFTER,
             }
@@ -338,14 +341,20 @@ async fn refresh_loop(app: Weak<AppTokens>, source: Arc<Source>) {
         let Some(app) = app.upgrade() else { return };
         let appid = app.app.appid.as_str();
         let outcome = source.refresh(&app).await;
-        let left = app.cached().map_or(Duration::ZERO, |t| t.expires_at.saturating_duration_since(Instant::now()));
+        let left = app.cached().map_or(Duration::ZERO, |t| {
+            t.expires_at.saturating_duration_since(Instant::now())
+        });
         match outcome {
             Ok(true) => {
                 tracing::info!(appid, "access_token refreshed");
                 continue;
             }
             Ok(false) => tracing::debug!(appid, "access_token unchanged; asking again later"),
-            Err(e) => tracing::warn!(appid, code = e.code(), "access_token refresh failed; serving the current token"),
+            Err(e) => tracing::warn!(
+                appid,
+                code = e.code(),
+                "access_token refresh failed; serving the current token"
+            ),
         }
         tokio::time::sleep(retry_after(left)).await;
     }
