@@ -70,7 +70,7 @@ async fn exchange(
         openid: identity.openid,
         unionid: identity.unionid.filter(|u| !u.is_empty()),
         session_key: identity.session_key,
-        phone: binding.as_ref().and_then(|b| b.phone.clone()),
+        phone: None,
         expires_at: SystemTime::now() + ttl,
     });
     let token = Token::mint()?;

@@ -1,18 +1,20 @@
 //! A fake WeChat API server that answers like the real one (see shared/WECHAT.md): HTTP 200
 //! with `{"errcode", "errmsg": "... rid: ..."}` bodies served as `text/plain`, single-use
-//! login codes, per-app secret checks, a slow mode, and call counters. Endpoints are a match
-//! on the path so later ones (stable_token, getuserphonenumber) slot in; any other path
-//! answers 40066 `invalid url`.
+//! login codes, per-app secret checks, a slow mode (global or per path), and call counters.
+//! Endpoints are a match on the path; `stable_token` and `getuserphonenumber` live in
+//! `fake_tokens.rs`; any other path answers 40066 `invalid url`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::fake_tokens::{self, TokenState};
 use super::{TestBody, full, random_hex, spawn_server};
 
 /// What a login code does when presented to `jscode2session`.
@@ -32,12 +34,14 @@ enum CodeEntry {
 }
 
 #[derive(Default)]
-struct WxState {
-    apps: HashMap<String, String>,
+pub(super) struct WxState {
+    pub(super) apps: HashMap<String, String>,
     codes: HashMap<String, CodeEntry>,
     delay: Duration,
+    path_delays: HashMap<String, Duration>,
     calls: HashMap<String, usize>,
     queries: Vec<String>,
+    pub(super) tokens: TokenState,
 }
 
 /// Handle to a running fake WeChat; the server stops when this is dropped.
@@ -47,7 +51,7 @@ pub struct FakeWechat {
     pub appid: String,
     /// Its secret: `APPSECRET-<random>`.
     pub secret: String,
-    state: Arc<Mutex<WxState>>,
+    pub(super) state: Arc<Mutex<WxState>>,
     task: JoinHandle<()>,
 }
 
@@ -137,6 +141,15 @@ impl FakeWechat {
         self.state.lock().unwrap().delay = d;
     }
 
+    /// Delay answers on `path` only (added to the global delay); ZERO turns it off.
+    pub fn set_path_delay(&self, path: &str, d: Duration) {
+        self.state
+            .lock()
+            .unwrap()
+            .path_delays
+            .insert(path.to_string(), d);
+    }
+
     /// How many requests reached `path` (e.g. `/sns/jscode2session`).
     pub fn calls(&self, path: &str) -> usize {
         let st = self.state.lock().unwrap();
@@ -156,13 +169,20 @@ async fn handle(state: Arc<Mutex<WxState>>, req: Request<Incoming>) -> Response<
         let mut st = state.lock().unwrap();
         *st.calls.entry(path.clone()).or_default() += 1;
         st.queries.push(query.clone());
-        st.delay
+        st.delay + st.path_delays.get(&path).copied().unwrap_or_default()
+    };
+    let input = match req.into_body().collect().await {
+        Ok(c) => c.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let q = parse_query(&query);
     let body = match path.as_str() {
-        "/sns/jscode2session" => jscode2session(&state, &parse_query(&query)),
+        "/sns/jscode2session" => jscode2session(&state, &q),
+        "/cgi-bin/stable_token" => fake_tokens::stable_token(&state, &input),
+        "/wxa/business/getuserphonenumber" => fake_tokens::phone_number(&state, &q, &input),
         _ => wx_error(40066, "invalid url"),
     };
     Response::builder()
@@ -217,7 +237,7 @@ fn jscode2session(state: &Mutex<WxState>, q: &HashMap<String, String>) -> Value 
 }
 
 /// An error body with WeChat's changing `rid` suffix.
-fn wx_error(errcode: i64, msg: &str) -> Value {
+pub(super) fn wx_error(errcode: i64, msg: &str) -> Value {
     json!({"errcode": errcode, "errmsg": format!("{msg}, rid: {}-{}", random_hex(4), random_hex(6))})
 }
 

@@ -203,6 +203,25 @@ impl Gateway {
         r.json()["token"].as_str().expect("token").to_string()
     }
 
+    /// `POST /wx/phone` with `{"code": code}` and the bearer token.
+    pub async fn phone(&self, token: &str, code: &str) -> Resp {
+        let req = client()
+            .post(self.url("/wx/phone"))
+            .bearer_auth(token)
+            .json(&json!({ "code": code }));
+        send(req).await
+    }
+
+    /// `GET /wx/session` with the bearer token.
+    pub async fn session(&self, token: &str) -> Resp {
+        self.call("GET", "/wx/session", Some(token)).await
+    }
+
+    /// The process id (for `kill -9` from a test).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `method path` with an optional bearer token.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Resp {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

@@ -6,9 +6,11 @@
 
 pub mod builder;
 pub mod echo;
+pub mod fake_tokens;
 pub mod fake_wechat;
 pub mod gateway;
 pub mod raw;
+pub mod redis;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -245,4 +247,23 @@ pub fn is_token(s: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
+}
+
+/// Sum of the sample values of `metric` whose label set contains `labels` (e.g.
+/// `event="fetched"`; "" matches every sample); 0 when there is none.
+pub fn metric_sum(text: &str, metric: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(metric)?;
+            let (lab, val) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once('}')?,
+                None => ("", rest),
+            };
+            if !val.starts_with(' ') || !lab.contains(labels) {
+                return None;
+            }
+            val.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
 }

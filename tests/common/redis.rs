@@ -1,0 +1,386 @@
+//! A real `redis-server` for the Redis tests: started on a free loopback port (never 6379)
+//! in a temp dir with persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the
+//! same port; a local 3-master Redis Cluster; a tiny RESP client to read every key and
+//! value back. Without `redis-server` the tests skip with a note, unless `CI` is set: then
+//! they fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tempfile::TempDir;
+
+use super::free_port;
+
+/// A reply in RESP2.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The reply as text (bulk, simple or integer), lossily decoded.
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.clone(),
+            Reply::Int(i) => i.to_string(),
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Bulk(None) => String::new(),
+            Reply::Array(items) => items.iter().map(Reply::text).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    fn items(&self) -> Vec<Reply> {
+        match self {
+            Reply::Array(items) => items.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Send one command to `127.0.0.1:port` and read its reply.
+pub fn command(port: u16, args: &[&str]) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(1),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    s.write_all(&out)?;
+    read_reply(&mut BufReader::new(s))
+}
+
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.len() < 3 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+    let num = || text.parse::<i64>().unwrap_or(-1);
+    Ok(match line[0] {
+        b'+' => Reply::Simple(text),
+        b'-' => Reply::Error(text),
+        b':' => Reply::Int(num()),
+        b'$' if num() < 0 => Reply::Bulk(None),
+        b'$' => {
+            let mut buf = vec![0u8; num() as usize + 2];
+            r.read_exact(&mut buf)?;
+            buf.truncate(buf.len() - 2);
+            Reply::Bulk(Some(buf))
+        }
+        b'*' => {
+            let n = num().max(0);
+            let mut items = Vec::new();
+            for _ in 0..n {
+                items.push(read_reply(r)?);
+            }
+            Reply::Array(items)
+        }
+        other => panic!("unexpected RESP type byte {other:?}"),
+    })
+}
+
+/// Whether Redis tests can run; panics when `redis-server` is missing and `CI` is set.
+pub fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but redis-server is not installed: Redis tests must not skip"
+        );
+        eprintln!(
+            "NOTE: redis-server not found; skipping this Redis test (set CI to fail instead)"
+        );
+    }
+    found
+}
+
+/// 32 random bytes in base64: an `[redis] encryption_key`.
+pub fn encryption_key() -> String {
+    let mut k = [0u8; 32];
+    getrandom::fill(&mut k).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(k)
+}
+
+/// `[session] store = "redis"` and a `[redis]` section for `url` (single node).
+pub fn redis_sections(url: &str, key: &str) -> String {
+    format!("[session]\nstore = \"redis\"\n\n[redis]\nurl = \"{url}\"\nencryption_key = \"{key}\"")
+}
+
+/// A `redis-server` child process; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    extra: Vec<String>,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl RedisServer {
+    /// Start a plain server, or None (after a note) when redis-server is missing and CI unset.
+    pub async fn start() -> Option<RedisServer> {
+        if !redis_available() {
+            return None;
+        }
+        Some(Self::start_with(&[]).await)
+    }
+
+    /// Start with extra arguments on a free port (three tries against port races).
+    pub async fn start_with(extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..3 {
+            let mut r = RedisServer {
+                port: free_port(),
+                extra: extra.clone(),
+                dir: tempfile::tempdir().expect("tempdir"),
+                child: None,
+            };
+            if r.launch().await {
+                return r;
+            }
+        }
+        panic!("redis-server did not start on a free port three times");
+    }
+
+    /// redis://127.0.0.1:PORT/0
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Spawn on `self.port` and wait until PING answers; false if it exited.
+    async fn launch(&mut self) -> bool {
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let pong = matches!(command(self.port, &["PING"]), Ok(Reply::Simple(p)) if p == "PONG");
+            // (a PONG counts only from our own, still running, process)
+            if child.try_wait().ok().flatten().is_some() {
+                let _ = child.wait();
+                return false;
+            }
+            if pong {
+                self.child = Some(child);
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// `SHUTDOWN NOSAVE` and wait for the process to exit.
+    pub async fn stop(&mut self) {
+        let _ = command(self.port, &["SHUTDOWN", "NOSAVE"]);
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port (a few tries while the port is released).
+    pub async fn restart(&mut self) {
+        for _ in 0..50 {
+            if self.launch().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("redis-server could not restart on port {}", self.port);
+    }
+
+    /// Run one command (panics on I/O errors).
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        command(self.port, args).unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    /// Every key with all its values as (key, raw values), whatever the type.
+    pub fn dump(&self) -> Vec<(String, Vec<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let r = self.cmd(&["SCAN", &cursor, "COUNT", "1000"]).items();
+            cursor = r[0].text();
+            for k in r[1].items() {
+                let key = k.text();
+                let values = self.values(&key);
+                out.push((key, values));
+            }
+            if cursor == "0" {
+                return out;
+            }
+        }
+    }
+
+    fn values(&self, key: &str) -> Vec<Vec<u8>> {
+        let ty = self.cmd(&["TYPE", key]).text();
+        let reply = match ty.as_str() {
+            "string" => self.cmd(&["GET", key]),
+            "hash" => self.cmd(&["HGETALL", key]),
+            "set" => self.cmd(&["SMEMBERS", key]),
+            "list" => self.cmd(&["LRANGE", key, "0", "-1"]),
+            "zset" => self.cmd(&["ZRANGE", key, "0", "-1"]),
+            _ => return vec![format!("<{ty}>").into_bytes()],
+        };
+        match reply {
+            Reply::Bulk(Some(b)) => vec![b],
+            Reply::Array(items) => items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Reply::Bulk(Some(b)) => Some(b),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A local Redis Cluster of three masters, no replicas.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Start it, or None (after a note) when redis-server is missing and CI unset.
+    pub async fn start() -> Option<RedisCluster> {
+        if !redis_available() {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let bus = free_port().to_string();
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus,
+            ];
+            nodes.push(RedisServer::start_with(&args).await);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let ok = super::wait_until(Duration::from_secs(15), || {
+            cluster.nodes.iter().all(|n| {
+                command(n.port, &["CLUSTER", "INFO"])
+                    .is_ok_and(|r| r.text().contains("cluster_state:ok"))
+            })
+        })
+        .await;
+        assert!(ok, "the local cluster never reached cluster_state:ok");
+        Some(cluster)
+    }
+
+    /// Seed URLs of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Every key of every node.
+    pub fn dump(&self) -> Vec<(String, Vec<Vec<u8>>)> {
+        self.nodes.iter().flat_map(|n| n.dump()).collect()
+    }
+}
+
+/// Panic if any key or value of `dump` holds one of `secrets` in clear: verbatim, or inside
+/// a value that decodes as base64 (standard or URL-safe) or hex.
+pub fn assert_dump_clean(dump: &[(String, Vec<Vec<u8>>)], secrets: &[String]) {
+    let decoded = |v: &[u8]| -> Vec<Vec<u8>> {
+        let s = String::from_utf8_lossy(v).trim().to_string();
+        let mut out = vec![v.to_vec()];
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            if let Ok(d) = e.decode(&s) {
+                out.push(d);
+            }
+        }
+        if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex: Option<Vec<u8>> = (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+                .collect();
+            out.extend(hex);
+        }
+        out
+    };
+    for (key, values) in dump {
+        for s in secrets {
+            assert!(
+                !key.contains(s.as_str()),
+                "Redis key {key:?} contains {s:?}"
+            );
+            for v in values {
+                for d in decoded(v) {
+                    let text = String::from_utf8_lossy(&d);
+                    assert!(
+                        !text.contains(s.as_str()),
+                        "a value of Redis key {key:?} holds {s:?} in clear"
+                    );
+                }
+            }
+        }
+    }
+}
