@@ -317,6 +317,7 @@ $(nginx_http_common proxy)
 EOF
 } >"$WORK/nginx-proxy.conf"
 start_nginx proxy "$NGX_PORT"
+NGX_PID="${PIDS[${#PIDS[@]} - 1]}"
 
 # ---------------------------------------------------------------- sanity checks
 # check NAME URL EXPECTED_STATUS BODY_PATTERN [curl args...]
@@ -354,8 +355,26 @@ to_ms() { # wrk prints 812.00us / 1.23ms / 1.02s
         else printf "?" }'
 }
 
+# CPU time (user + system, in clock ticks) of a process and its children (nginx workers).
+cpu_ticks() { # PID
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_pid_of() { # NAME: the process whose CPU a target's row reports (none for the upstream)
+    case "$1" in
+        wxgate | wxgate-pub) echo "$GW_PID" ;;
+        nginx) echo "$NGX_PID" ;;
+        *) echo "" ;;
+    esac
+}
+
 RESULTS=()
-declare -A RPS_SUM=() RPS=()
+declare -A RPS_SUM=() RPS=() CPU_SUM=()
 run_wrk() { # NAME PORT ROUND [PATH]
     local name="$1" port="$2" round="$3" out
     local url="http://127.0.0.1:$port${4:-$PATH_UNDER_TEST}"
@@ -363,16 +382,26 @@ run_wrk() { # NAME PORT ROUND [PATH]
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
     fi
     out="$WORK/wrk-$name-$round.txt"
+    local pid ticks_before=0 cpu_us="-"
+    pid="$(cpu_pid_of "$name")"
+    [ -n "$pid" ] && ticks_before="$(cpu_ticks "$pid")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
         -H "Authorization: Bearer $TOKEN" "$url" >"$out"
+    local requests
+    requests="$(awk '/requests in/ { print $1 }' "$out")"
+    if [ -n "$pid" ] && [ "${requests:-0}" -gt 0 ]; then
+        cpu_us="$(awk -v t="$(($(cpu_ticks "$pid") - ticks_before))" -v hz="$CLK_TCK" -v n="$requests" \
+            'BEGIN { printf "%.1f", t * 1000000 / hz / n }')"
+        CPU_SUM[$name]="$(awk -v a="${CPU_SUM[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')"
+    fi
     local rps p50 p99 non2xx sockerr
     rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
     p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
     p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
     non2xx="$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")"
     sockerr="$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print }' "$out")"
-    RESULTS+=("$(printf '%-10s %5s %12.0f %9s %9s %8s  %s' \
-        "$name" "$round" "$rps" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-none}")")
+    RESULTS+=("$(printf '%-10s %5s %12.0f %9s %9s %10s %8s  %s' \
+        "$name" "$round" "$rps" "$p50" "$p99" "$cpu_us" "${non2xx:-0}" "${sockerr:-none}")")
     RPS_SUM[$name]="$(awk -v a="${RPS_SUM[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')"
     RPS["$name,$round"]="$rps"
     log "$name round $round: $rps req/s"
@@ -413,10 +442,11 @@ REPORT="$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
     echo "logs:   $LOG_MODE (per-request log lines of wxgate and the nginx proxy)"
     echo "cpu:    ${BUSY_BEFORE}% busy in the second before the load (other work skews everything)"
     echo
-    printf '%-10s %5s %12s %9s %9s %8s  %s\n' target round "req/s" "p50 ms" "p99 ms" non-2xx "socket errors"
+    printf '%-10s %5s %12s %9s %9s %10s %8s  %s\n' target round "req/s" "p50 ms" "p99 ms" "cpu us/req" non-2xx "socket errors"
     printf '%s\n' "${RESULTS[@]}"
     echo
     echo "wxgate / nginx  (req/s): $(ratio wxgate nginx)   per round: $(per_round)"
+    echo "cpu per request, nginx / wxgate: $(div "${CPU_SUM[nginx]:-0}" "${CPU_SUM[wxgate]:-0}")   (1.00 = as cheap as nginx; steadier than req/s on a shared box)"
     echo "wxgate / upstream (req/s): $(ratio wxgate upstream)   nginx / upstream: $(ratio nginx upstream)"
     echo "wxgate (required) / wxgate-pub (req/s): $(ratio wxgate wxgate-pub)   (cost of the token check + identity headers)"
     echo "wxgate RSS: ${RSS_BEFORE} kB before load, ${RSS_AFTER} kB after, peak ${RSS_PEAK} kB"

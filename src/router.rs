@@ -95,6 +95,16 @@ fn request_id(req: &Request<Incoming>) -> HeaderValue {
         })
 }
 
+/// A duration shown as milliseconds with microsecond precision (`1.975`).
+struct Millis(std::time::Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let micros = self.0.as_micros();
+        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
+    }
+}
+
 /// Handle one request from the public listener.
 pub async fn handle(
     state: Arc<AppState>,
@@ -124,7 +134,7 @@ pub async fn handle(
         path = %path,
         route = %label,
         status,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = %Millis(started.elapsed()),
         request_id = request_id.to_str().unwrap_or("-"),
         peer = %conn.peer.ip(),
     );

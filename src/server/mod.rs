@@ -108,7 +108,13 @@ impl Server {
 
 fn http_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    // Header and idle timeouts are enforced by `TimedIo` for both protocols; hyper's own
+    // HTTP/1 header timer would only add a second timer per request.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     builder
 }

@@ -15,24 +15,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Requests in flight on one connection.
+/// Requests in flight on one connection, and the connection task to wake when the last
+/// one finishes (so that its idle clock starts even if hyper is not reading just then).
 #[derive(Default)]
-pub struct InFlight(AtomicUsize);
+pub struct InFlight {
+    count: AtomicUsize,
+    idle_waker: AtomicWaker,
+}
 
 impl InFlight {
     /// Count a request until the returned guard is dropped.
     pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::AcqRel);
         InFlightGuard(self.clone())
     }
 
     fn busy(&self) -> bool {
-        self.0.load(Ordering::Acquire) > 0
+        self.count.load(Ordering::Acquire) > 0
     }
 }
 
@@ -41,7 +46,9 @@ pub struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::AcqRel);
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_waker.wake();
+        }
     }
 }
 
@@ -101,6 +108,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
         let this = &mut *self;
         if this.in_flight.busy() {
             this.phase = Phase::Busy;
+            this.in_flight.idle_waker.register(cx.waker());
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         if this.phase == Phase::Busy {
