@@ -22,6 +22,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 WARMUP="${BENCH_WARMUP:-2s}"
 ROUNDS="${BENCH_ROUNDS:-1}"
 LOG_MODE="${BENCH_LOG:-on}"
+STORE="${BENCH_STORE:-memory}"
 APPID="wxbench000000000a"
 PATH_UNDER_TEST="/api/bench"
 PUBLIC_PATH="/pub/bench" # wxgate's public route: the proxy without the session lookup
@@ -30,6 +31,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 case "$LOG_MODE" in on | off) ;; *) die "BENCH_LOG must be on or off" ;; esac
+case "$STORE" in memory | redis) ;; *) die "BENCH_STORE must be memory or redis" ;; esac
 
 # ---------------------------------------------------------------- dependencies
 install_missing() {
@@ -141,7 +143,24 @@ else
 fi
 [ -x "$WXGATE" ] || die "$WXGATE not built"
 
-read -r UP_PORT NGX_PORT GW_PORT ADMIN_PORT <<<"$(free_ports 4)"
+read -r UP_PORT NGX_PORT GW_PORT ADMIN_PORT REDIS_PORT <<<"$(free_ports 5)"
+
+# ---------------------------------------------------------------- Redis (BENCH_STORE=redis)
+STORE_TOML='store = "memory"
+data_dir = "./data"'
+if [ "$STORE" = redis ]; then
+    command -v redis-server >/dev/null 2>&1 || die "BENCH_STORE=redis needs redis-server"
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$WORK/redis" >"$WORK/redis/redis.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$REDIS_PORT" "$!" redis-server "$WORK/redis/redis.log"
+    STORE_TOML="store = \"redis\"
+
+[redis]
+url = \"redis://127.0.0.1:$REDIS_PORT/0\"
+encryption_key = \"$(head -c 32 /dev/urandom | base64)\""
+fi
 
 # ---------------------------------------------------------------- fake WeChat
 python3 "$ROOT/bench/fake_wechat.py" "$WORK/wechat.port" >"$WORK/wechat.log" 2>&1 &
@@ -232,8 +251,7 @@ appid = "$APPID"
 secret = "bench-secret"
 
 [session]
-store = "memory"
-data_dir = "./data"
+$STORE_TOML
 
 [log]
 format = "text"
@@ -440,6 +458,7 @@ REPORT="$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
     echo "load:   wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, Authorization: Bearer, GET $PATH_UNDER_TEST"
     echo "        (wxgate-pub: the same through wxgate's public route $PUBLIC_PATH, no session lookup)"
     echo "logs:   $LOG_MODE (per-request log lines of wxgate and the nginx proxy)"
+    echo "store:  $STORE (wxgate's session store)"
     echo "cpu:    ${BUSY_BEFORE}% busy in the second before the load (other work skews everything)"
     echo
     printf '%-10s %5s %12s %9s %9s %10s %8s  %s\n' target round "req/s" "p50 ms" "p99 ms" "cpu us/req" non-2xx "socket errors"

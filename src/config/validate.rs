@@ -38,7 +38,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         session,
         rate_limit: RateLimitConfig {
             login_per_minute: raw.rate_limit.login_per_minute,
-            login_burst: raw.rate_limit.login_burst.max(1),
+            login_burst: rate_limit_burst(&raw.rate_limit)?,
         },
         redis,
         accounts: accounts(raw.accounts, base)?,
@@ -56,6 +56,16 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                 .collect::<Result<_, _>>()?,
         },
     })
+}
+
+fn rate_limit_burst(raw: &RawRateLimit) -> Result<u32, ConfigError> {
+    if raw.login_per_minute > 0 && raw.login_burst == 0 {
+        return Err(ConfigError::key(
+            "rate_limit.login_burst",
+            "must be at least 1 (set login_per_minute = 0 to turn the limit off)",
+        ));
+    }
+    Ok(raw.login_burst.max(1))
 }
 
 /// Parse a duration such as `"500ms"`, `"5s"`, `"2h"` or `"7d"`; zero is refused.
