@@ -9,7 +9,6 @@ use std::sync::Arc;
 use crate::accounts::redis_bindings::RedisBindings;
 use crate::accounts::{AccountResolver, BindingStore, LocalBindings};
 use crate::config::{Config, RouteConfig, StoreKind};
-use crate::http::{Client, client};
 use crate::limit::LoginLimiter;
 use crate::metrics::Metrics;
 use crate::proxy::headers::IdentityNames;
@@ -82,7 +81,6 @@ pub struct AppState {
     pub tokens: TokenManager,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<Metrics>,
-    pub upstream: Client,
     pub identity: IdentityNames,
     /// Labels for requests that match no route, or the auth endpoints.
     pub labels: Labels,
@@ -137,7 +135,6 @@ impl AppState {
             store: backends.sessions,
             bindings: backends.bindings,
             limiter: Arc::new(LoginLimiter::new(config.rate_limit)),
-            upstream: client(false),
             routes,
             accounts,
             metrics,

@@ -19,7 +19,7 @@ use crate::accounts::Resolved;
 use crate::auth;
 use crate::config::{AuthMode, Unbound};
 use crate::error::GatewayError;
-use crate::http::{Body, BoxError};
+use crate::http::{Body, BoxError, Client};
 use crate::limit;
 use crate::router::ConnInfo;
 use crate::session::{Credential, Session};
@@ -62,7 +62,7 @@ pub async fn forward(
         caller.as_ref(),
         is_gateway_token,
     )?;
-    let response = send(state, route, upstream_req).await?;
+    let response = send(route, upstream_req).await?;
     Ok(rewrite_response(response))
 }
 
@@ -164,13 +164,19 @@ fn upstream_uri(route: &Route, incoming: &Uri) -> Result<Uri, GatewayError> {
         .map_err(|_| GatewayError::Internal("cannot build the upstream URI".into()))
 }
 
+thread_local! {
+    /// One pooled upstream client per worker thread, so a request and its upstream
+    /// connection live on the same thread.
+    static UPSTREAM: Client = crate::http::client(false);
+}
+
+fn upstream_client() -> Client {
+    UPSTREAM.with(Client::clone)
+}
+
 /// Phase 3: send within the route's timeout and classify failures.
-async fn send(
-    state: &AppState,
-    route: &Route,
-    req: Request<Body>,
-) -> Result<Response<Incoming>, GatewayError> {
-    match tokio::time::timeout(route.config.timeout, state.upstream.request(req)).await {
+async fn send(route: &Route, req: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
+    match tokio::time::timeout(route.config.timeout, upstream_client().request(req)).await {
         Err(_) => Err(GatewayError::UpstreamTimeout),
         Ok(Ok(response)) => Ok(response),
         Ok(Err(e)) if body::is_too_large(&e) => Err(GatewayError::PayloadTooLarge),

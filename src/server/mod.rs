@@ -1,12 +1,14 @@
 //! Listeners: accept, limit, time out, serve, drain.
 //!
 //! The public listener speaks HTTP/1.1 and HTTP/2 (optionally behind rustls), holds at
-//! most `max_connections` at once (further clients wait in the kernel's backlog), wraps
-//! each socket in [`timeouts::TimedIo`], and on shutdown stops accepting, lets in-flight
-//! requests finish within `drain_timeout`, then returns. The admin listener runs beside it.
+//! most `max_connections` at once (further clients wait in the kernel's backlog), hands
+//! each connection to a [`workers`] thread, wraps it in [`timeouts::TimedIo`], and on
+//! shutdown stops accepting, lets in-flight requests finish within `drain_timeout`, then
+//! returns. The admin listener runs beside it.
 
 pub mod timeouts;
 pub mod tls;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -28,6 +30,7 @@ use crate::router::{self, ConnInfo};
 use crate::state::AppState;
 
 use self::timeouts::{GuardedBody, InFlight, TimedIo};
+use self::workers::{Accepted, Workers};
 
 /// Bound listeners, ready to serve.
 pub struct Server {
@@ -86,27 +89,22 @@ impl Server {
     /// Serve until `shutdown` resolves, then drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let admin = tokio::spawn(serve_admin(self.state.clone(), self.admin));
-        let graceful = GracefulShutdown::new();
-        let drain = self.state.config.server.drain_timeout;
-        accept_loop(&self.state, self.public, self.tls, &graceful, shutdown).await;
-        tracing::info!(
-            connections = graceful.count(),
-            "shutting down: draining in-flight requests"
-        );
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                ?drain,
-                "drain timeout reached; closing remaining connections"
-            );
-        }
+        let workers = match Workers::start(workers::count(), &self.state, self.tls) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve");
+                admin.abort();
+                return;
+            }
+        };
+        let workers = accept_loop(&self.state, self.public, workers, shutdown).await;
+        tracing::info!("shutting down: draining in-flight requests");
+        workers.drain().await;
         admin.abort();
     }
 }
 
-fn http_builder() -> Builder<TokioExecutor> {
+pub(crate) fn http_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Header and idle timeouts are enforced by `TimedIo` for both protocols; hyper's own
     // HTTP/1 header timer would only add a second timer per request.
@@ -119,22 +117,21 @@ fn http_builder() -> Builder<TokioExecutor> {
     builder
 }
 
+/// Accept until `shutdown`, handing each connection to a worker; returns the workers.
 async fn accept_loop(
     state: &Arc<AppState>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    graceful: &GracefulShutdown,
+    mut workers: Workers,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Workers {
     let slots = Arc::new(Semaphore::new(state.config.server.max_connections));
-    let builder = http_builder();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => permit,
-            () = &mut shutdown => return,
+            () = &mut shutdown => return workers,
         };
-        let Ok(permit) = permit else { return };
+        let Ok(permit) = permit else { return workers };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -144,23 +141,21 @@ async fn accept_loop(
                     continue;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => return workers,
         };
         let _ = stream.set_nodelay(true);
-        let (state, tls, builder, watcher) = (
-            state.clone(),
-            tls.clone(),
-            builder.clone(),
-            graceful.watcher(),
-        );
-        tokio::spawn(async move {
-            serve_tcp(state, stream, peer, tls, builder, watcher).await;
-            drop(permit);
-        });
+        match stream.into_std() {
+            Ok(stream) => workers.dispatch(Accepted {
+                stream,
+                peer,
+                permit,
+            }),
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot hand the connection to a worker"),
+        }
     }
 }
 
-async fn serve_tcp(
+pub(crate) async fn serve_tcp(
     state: Arc<AppState>,
     stream: TcpStream,
     peer: SocketAddr,
