@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::raw;
-use common::{Echo, FakeWechat, GatewayBuilder};
+use common::{Echo, FakeWechat, Gateway, GatewayBuilder};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
@@ -36,8 +38,8 @@ fn connector(cert: CertificateDer<'static>, alpn: &[&[u8]]) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_is_terminated_and_the_upstream_sees_https() {
+/// A gateway terminating TLS with a fresh self-signed certificate, a public route to an echo.
+async fn tls_gateway() -> (FakeWechat, Echo, Gateway, CertificateDer<'static>) {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let (cert_pem, key_pem, der) = self_signed();
     let gw = GatewayBuilder::new(&wx)
@@ -47,15 +49,26 @@ async fn https_is_terminated_and_the_upstream_sees_https() {
         .route("/pub/", &echo.url, "public")
         .start()
         .await;
+    (wx, echo, gw, der)
+}
 
-    let tcp = tokio::net::TcpStream::connect(gw.addr)
-        .await
-        .expect("connect");
+async fn handshake(
+    gw: &Gateway,
+    der: CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("server name");
-    let mut tls = connector(der, &[b"http/1.1"])
+    connector(der, alpn)
         .connect(name, tcp)
         .await
-        .expect("TLS handshake");
+        .expect("TLS handshake")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_terminated_and_the_upstream_sees_https() {
+    let (_wx, echo, gw, der) = tls_gateway().await;
+    let mut tls = handshake(&gw, der, &[b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let head = "GET /pub/secure?x=1 HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n";
     tls.write_all(head.as_bytes()).await.expect("write");
@@ -75,29 +88,11 @@ async fn https_is_terminated_and_the_upstream_sees_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpn_offers_http2_and_plain_text_gets_no_http_answer() {
-    let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
-    let (cert_pem, key_pem, der) = self_signed();
-    let gw = GatewayBuilder::new(&wx)
-        .file("cert.pem", &cert_pem)
-        .file("key.pem", &key_pem)
-        .server("tls", "{ cert = \"cert.pem\", key = \"key.pem\" }")
-        .route("/pub/", &echo.url, "public")
-        .start()
-        .await;
-
-    let tcp = tokio::net::TcpStream::connect(gw.addr)
-        .await
-        .expect("connect");
-    let name = ServerName::try_from("localhost").expect("server name");
-    let tls = connector(der, &[b"h2", b"http/1.1"])
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake");
+    let (_wx, echo, gw, der) = tls_gateway().await;
+    let tls = handshake(&gw, der, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 
-    let mut plain = tokio::net::TcpStream::connect(gw.addr)
-        .await
-        .expect("connect");
+    let mut plain = TcpStream::connect(gw.addr).await.expect("connect");
     plain
         .write_all(b"GET /pub/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
