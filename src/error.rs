@@ -37,6 +37,8 @@ pub enum GatewayError {
     AccountConflict,
     #[error("the request body is larger than the gateway accepts")]
     PayloadTooLarge,
+    #[error("the request body stalled; send it without pauses")]
+    RequestTimeout,
     #[error("too many login attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
     #[error("WeChat's rate limit was reached; retry later")]
@@ -91,6 +93,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::AccountConflict => "account_conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::RateLimited { .. } | Self::WechatRateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
             Self::Wechat { .. } => "wechat_error",
@@ -115,6 +118,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::AccountConflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } | Self::WechatRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -143,6 +147,7 @@ impl GatewayError {
             | Self::MethodNotAllowed { .. }
             | Self::AccountConflict
             | Self::PayloadTooLarge
+            | Self::RequestTimeout
             | Self::RateLimited { .. }
             | Self::Internal(_)
             | Self::UpstreamUnavailable
@@ -182,6 +187,10 @@ impl GatewayError {
             }
             Self::WechatRateLimited { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            Self::RequestTimeout => {
+                // As nginx does: a client that stalls its body does not keep the connection.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

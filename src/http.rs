@@ -15,6 +15,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the gateway sends.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// The body of every request the gateway receives: hyper's, cut off when it stalls for
+/// `[server] body_timeout`.
+pub type RequestBody = crate::server::timeouts::TimedBody<hyper::body::Incoming>;
+
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A JSON response with the given status.

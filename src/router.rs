@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 
 use crate::auth;
 use crate::error::GatewayError;
-use crate::http::Body;
+use crate::http::{Body, RequestBody};
 use crate::proxy;
 use crate::state::{AppState, Route};
 
@@ -83,7 +82,7 @@ pub fn is_normal_path(path: &str) -> bool {
 }
 
 /// The request id: the client's `X-Request-Id` when it is sane, else a fresh UUID.
-fn request_id(req: &Request<Incoming>) -> HeaderValue {
+fn request_id(req: &Request<RequestBody>) -> HeaderValue {
     req.headers()
         .get("x-request-id")
         .filter(|v| !v.is_empty() && v.len() <= 200)
@@ -108,7 +107,7 @@ impl std::fmt::Display for Millis {
 /// Handle one request from the public listener.
 pub async fn handle(
     state: Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -143,7 +142,7 @@ pub async fn handle(
 
 async fn dispatch(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
     request_id: &HeaderValue,
 ) -> (Arc<str>, Result<Response<Body>, GatewayError>) {

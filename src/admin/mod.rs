@@ -10,16 +10,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::error::GatewayError;
-use crate::http::{Body, json, text};
+use crate::http::{Body, RequestBody, json, text};
 use crate::metrics::CONTENT_TYPE;
 use crate::state::AppState;
 
 /// Handle one admin request from `peer`.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<RequestBody>,
+    peer: IpAddr,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let result = if let Some(rest) = path.strip_prefix("/bindings/") {
         bindings::handle(&state, req.method(), rest).await

@@ -9,12 +9,11 @@
 use std::net::IpAddr;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::read_json;
 use crate::error::GatewayError;
-use crate::http::{Body, json};
+use crate::http::{Body, RequestBody, json};
 use crate::limit::canonical;
 use crate::state::AppState;
 
@@ -32,7 +31,7 @@ struct TokenResponse<'a> {
 
 pub async fn handle(
     state: &AppState,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: IpAddr,
 ) -> Result<Response<Body>, GatewayError> {
     let config = &state.config.token_server;
@@ -71,7 +70,7 @@ pub async fn handle(
     ))
 }
 
-fn query_appid(req: &Request<Incoming>) -> Option<String> {
+fn query_appid(req: &Request<RequestBody>) -> Option<String> {
     let query = req.uri().query()?;
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "appid")

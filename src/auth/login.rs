@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::{limit_client, outcome, read_json, required_code};
 use crate::accounts::Resolved;
 use crate::error::GatewayError;
-use crate::http::{Body, json};
+use crate::http::{Body, RequestBody, json};
 use crate::router::ConnInfo;
 use crate::session::{Session, Token};
 use crate::state::AppState;
@@ -39,7 +38,7 @@ struct LoginResponse<'a> {
 
 pub async fn login(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = exchange(state, req, conn).await;
@@ -49,7 +48,7 @@ pub async fn login(
 
 async fn exchange(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     limit_client(state, req.headers(), conn)?;

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::accounts::Resolved;
 use crate::error::GatewayError;
-use crate::http::Body;
+use crate::http::{Body, RequestBody};
 use crate::router::{AuthEndpoint, ConnInfo};
 use crate::session::{Credential, Session, TokenHash, token};
 use crate::state::AppState;
@@ -27,7 +26,7 @@ use crate::state::AppState;
 pub async fn handle(
     state: &Arc<AppState>,
     endpoint: AuthEndpoint,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let (allowed, allow) = match endpoint {
@@ -109,7 +108,7 @@ pub async fn identify(state: &AppState, session: &Session) -> Result<Resolved, G
 /// Read a JSON body of at most `max_body_bytes`, whatever its `Content-Type`.
 pub async fn read_json<T: DeserializeOwned>(
     state: &AppState,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<T, GatewayError> {
     let limit = state.config.server.max_body_bytes;
     let declared = req
@@ -125,6 +124,9 @@ pub async fn read_json<T: DeserializeOwned>(
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(GatewayError::PayloadTooLarge);
+        }
+        Err(e) if crate::server::timeouts::is_body_timeout(e.as_ref()) => {
+            return Err(GatewayError::RequestTimeout);
         }
         Err(_) => return Err(GatewayError::invalid("the request body could not be read")),
     };

@@ -9,13 +9,12 @@
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::{authenticate, identify, limit_client, outcome, read_json, required_code};
 use crate::accounts::{Binding, phone};
 use crate::error::GatewayError;
-use crate::http::{Body, json};
+use crate::http::{Body, RequestBody, json};
 use crate::router::ConnInfo;
 use crate::session::Session;
 use crate::state::AppState;
@@ -37,7 +36,7 @@ struct PhoneResponse<'a> {
 
 pub async fn phone(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = verify(state, req, conn).await;
@@ -47,7 +46,7 @@ pub async fn phone(
 
 async fn verify(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     limit_client(state, req.headers(), conn)?;

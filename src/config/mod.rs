@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub drain_timeout: Duration,
     pub auth_prefix: String,
+    /// A request body (or a client reading a response) that moves no byte this long is cut off.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Peers (the socket peer, never X-Forwarded-For) that may use the data endpoints.
+    pub allow: Vec<IpNet>,
+    /// When set, data endpoints also need `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +188,51 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Keys whose values are secrets: no message ever shows their value.
+const SECRET_KEYS: [&str; 6] = [
+    "secret",
+    "url",
+    "nodes",
+    "encryption_key",
+    "token",
+    "signing_key",
+];
+
+/// Whether a key path such as `redis.nodes[0]` ends in (or passes through) a secret key.
+fn is_secret_key(path: &str) -> bool {
+    path.split('.')
+        .map(|segment| segment.split('[').next().unwrap_or(segment))
+        .any(|name| SECRET_KEYS.contains(&name))
+}
+
+/// serde's type errors quote the value (`invalid type: string "redis://:pw@…"`); for a
+/// secret-bearing key keep only what was expected.
+fn redact_problem(key: &str, problem: String) -> String {
+    if !is_secret_key(key) {
+        return problem;
+    }
+    match problem.split_once(", expected ") {
+        Some((_, expected)) => format!("has the wrong type (value not shown), expected {expected}"),
+        None => "has an invalid value (not shown: the key holds a secret)".to_string(),
+    }
+}
+
+/// A TOML syntax error as line, column and message, without the quoted source line (which
+/// could be a secret's).
+fn syntax_error(e: &toml::de::Error, text: &str) -> ConfigError {
+    let at = e.span().map(|span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    ConfigError::Syntax(format!(
+        "TOML syntax error at {}{}",
+        at.unwrap_or_default(),
+        e.message().trim()
+    ))
+}
+
 impl Config {
     /// Read, expand and validate the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -199,13 +251,13 @@ impl Config {
 
     /// Parse configuration text; relative paths are resolved against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, text))?;
         expand::expand_env(&mut table)?;
         let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = e.path().to_string();
-                ConfigError::key(&key, e.into_inner().to_string().trim().to_string())
+                let problem = e.into_inner().to_string().trim().to_string();
+                ConfigError::key(&key, redact_problem(&key, problem))
             })?;
         validate::validate(raw, base)
     }

@@ -45,6 +45,7 @@ pub struct RawServer {
     pub max_connections: usize,
     pub drain_timeout: String,
     pub auth_prefix: String,
+    pub body_timeout: String,
 }
 
 impl Default for RawServer {
@@ -59,6 +60,7 @@ impl Default for RawServer {
             max_connections: 10_000,
             drain_timeout: "30s".into(),
             auth_prefix: "/wx".into(),
+            body_timeout: "30s".into(),
         }
     }
 }
@@ -74,14 +76,27 @@ pub struct RawTls {
 #[serde(deny_unknown_fields, default)]
 pub struct RawAdmin {
     pub listen: String,
+    pub allow: Vec<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    pub max_connections: usize,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9901".into(),
+            allow: loopback(),
+            token: None,
+            token_file: None,
+            max_connections: 256,
         }
     }
+}
+
+/// The default allow-list of the admin data endpoints and the token server.
+fn loopback() -> Vec<String> {
+    vec!["127.0.0.1/32".into(), "::1/128".into()]
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,7 +260,7 @@ impl Default for RawTokenServer {
     fn default() -> Self {
         Self {
             enabled: false,
-            allow: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            allow: loopback(),
         }
     }
 }

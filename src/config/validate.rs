@@ -30,9 +30,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         server: server(raw.server, base)?,
-        admin: AdminConfig {
-            listen: socket_addr("admin.listen", &raw.admin.listen)?,
-        },
+        admin: admin(raw.admin, base)?,
         wechat: wechat(raw.wechat)?,
         apps: apps(raw.apps, base)?,
         session,
@@ -47,13 +45,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         log: log(raw.log)?,
         token_server: TokenServerConfig {
             enabled: raw.token_server.enabled,
-            allow: raw
-                .token_server
-                .allow
-                .iter()
-                .enumerate()
-                .map(|(i, s)| cidr(&format!("token_server.allow[{i}]"), s))
-                .collect::<Result<_, _>>()?,
+            allow: cidrs("token_server.allow", &raw.token_server.allow)?,
         },
     })
 }
@@ -91,17 +83,43 @@ fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// Every entry of a CIDR list, each error naming its index.
+fn cidrs(key: &str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, s)| cidr(&format!("{key}[{i}]"), s))
+        .collect()
+}
+
+fn admin(raw: RawAdmin, base: &Path) -> Result<AdminConfig, ConfigError> {
+    if raw.max_connections == 0 {
+        return Err(ConfigError::key(
+            "admin.max_connections",
+            "must be at least 1",
+        ));
+    }
+    let token = inline_or_file("admin.token", raw.token, raw.token_file, base)?;
+    if token.as_deref().is_some_and(|t| t.len() < 16) {
+        return Err(ConfigError::key(
+            "admin.token",
+            "must be at least 16 characters (e.g. `openssl rand -base64 32`)",
+        ));
+    }
+    Ok(AdminConfig {
+        listen: socket_addr("admin.listen", &raw.listen)?,
+        allow: cidrs("admin.allow", &raw.allow)?,
+        token: token.map(Secret::new),
+        max_connections: raw.max_connections,
+    })
+}
+
 fn resolve(base: &Path, value: &str) -> PathBuf {
     base.join(value)
 }
 
 fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
-    let trusted_proxies = raw
-        .trusted_proxies
-        .iter()
-        .enumerate()
-        .map(|(i, s)| cidr(&format!("server.trusted_proxies[{i}]"), s))
-        .collect::<Result<_, _>>()?;
+    let trusted_proxies = cidrs("server.trusted_proxies", &raw.trusted_proxies)?;
     if raw.max_connections == 0 {
         return Err(ConfigError::key(
             "server.max_connections",
@@ -131,6 +149,7 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
         max_connections: raw.max_connections,
         drain_timeout: parse_duration("server.drain_timeout", &raw.drain_timeout)?,
         auth_prefix: prefix,
+        body_timeout: parse_duration("server.body_timeout", &raw.body_timeout)?,
     })
 }
 
@@ -387,6 +406,10 @@ mod tests {
         assert_eq!(c.session.data_dir, Path::new("/etc/wxgate/./data"));
         assert_eq!(c.rate_limit.login_per_minute, 30);
         assert_eq!(c.server.auth_prefix, "/wx");
+        assert_eq!(c.server.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.admin.max_connections, 256);
+        assert_eq!(c.admin.allow.len(), 2);
+        assert!(c.admin.token.is_none());
         assert_eq!(c.identity_headers.openid.as_str(), "x-wx-openid");
     }
 

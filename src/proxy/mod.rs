@@ -19,7 +19,7 @@ use crate::accounts::Resolved;
 use crate::auth;
 use crate::config::{AuthMode, Unbound};
 use crate::error::GatewayError;
-use crate::http::{Body, BoxError, Client};
+use crate::http::{Body, BoxError, Client, RequestBody};
 use crate::limit;
 use crate::router::ConnInfo;
 use crate::session::{Credential, Session};
@@ -38,7 +38,7 @@ struct Caller {
 pub async fn forward(
     state: &AppState,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
     request_id: &HeaderValue,
 ) -> Result<Response<Body>, GatewayError> {
@@ -102,7 +102,7 @@ async fn authorize(
 fn rewrite_request(
     state: &AppState,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: ConnInfo,
     request_id: &HeaderValue,
     caller: Option<&Caller>,
@@ -180,6 +180,9 @@ async fn send(route: &Route, req: Request<Body>) -> Result<Response<Incoming>, G
         Err(_) => Err(GatewayError::UpstreamTimeout),
         Ok(Ok(response)) => Ok(response),
         Ok(Err(e)) if body::is_too_large(&e) => Err(GatewayError::PayloadTooLarge),
+        Ok(Err(e)) if crate::server::timeouts::is_body_timeout(&e) => {
+            Err(GatewayError::RequestTimeout)
+        }
         Ok(Err(e)) => {
             tracing::warn!(route = %route.label, error = %e, "upstream request failed");
             Err(GatewayError::UpstreamUnavailable)

@@ -29,7 +29,7 @@ use crate::admin;
 use crate::router::{self, ConnInfo};
 use crate::state::AppState;
 
-use self::timeouts::{GuardedBody, InFlight, TimedIo};
+use self::timeouts::{GuardedBody, InFlight, TimedBody, TimedIo};
 use self::workers::{Accepted, Workers};
 
 /// Bound listeners, ready to serve.
@@ -207,9 +207,11 @@ async fn serve_io<I>(
         server.header_read_timeout,
         server.idle_timeout,
     );
-    let service = service_fn(move |req| {
+    let body_timeout = server.body_timeout;
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let guard = in_flight.enter();
         let state = state.clone();
+        let req = req.map(|body| TimedBody::new(body, body_timeout));
         async move {
             let response = router::handle(state, req, conn).await;
             Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard)))
@@ -231,8 +233,10 @@ async fn serve_admin(state: Arc<AppState>, listener: TcpListener) {
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let body_timeout = state.config.server.body_timeout;
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let state = state.clone();
+                let req = req.map(|body| TimedBody::new(body, body_timeout));
                 async move { Ok::<_, Infallible>(admin::handle(state, req, peer.ip()).await) }
             });
             let _ = http_builder()
