@@ -286,3 +286,94 @@ async fn redis_store_is_not_silently_ignored() {
         gw.logs()
     );
 }
+
+#[test]
+fn check_config_accepts_the_hardening_keys() {
+    let cfg = minimal()
+        .replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            "body_timeout = \"30s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             allow = [\"127.0.0.1/32\", \"::1/128\", \"10.1.2.3\"]\ntoken_file = \"admin-token\"\nmax_connections = 256\n",
+        );
+    let (code, text) = check(&cfg, &[("admin-token", "0123456789abcdef-admin\n")], &[]);
+    assert_eq!(code, 0, "output:\n{text}");
+    assert!(!text.contains("0123456789abcdef-admin"), "{text}");
+}
+
+#[test]
+fn bad_hardening_keys_are_rejected_by_name() {
+    let with_server = |line: &str| minimal().replace("[admin]\n", &format!("{line}\n[admin]\n"));
+    let with_admin = |line: &str| {
+        minimal().replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{line}\n"),
+        )
+    };
+    assert_rejected(
+        &with_server("body_timeout = \"soon\""),
+        "server.body_timeout",
+    );
+    assert_rejected(&with_admin("max_connections = 0"), "admin.max_connections");
+    assert_rejected(&with_admin("allow = [\"10.0.0.0/33\"]"), "admin.allow[0]");
+    assert_rejected(&with_admin("token = \"short\""), "admin.token");
+    assert_rejected(&with_admin("tokn = \"x\""), "tokn");
+}
+
+/// A type or syntax error in a secret-bearing key names the key and never shows its value.
+#[test]
+fn config_errors_never_echo_a_secret() {
+    const PW: &str = "S3cretPassw0rd";
+    let redis = |body: &str| {
+        format!(
+            "{}[redis]\nencryption_key = \"{GOOD_KEY}\"\n{body}\n",
+            minimal()
+        )
+    };
+    let cases = [
+        (
+            redis(&format!(
+                "url = \"redis://127.0.0.1:6379\"\nnodes = \"redis://:{PW}@10.0.0.1:6379\""
+            )),
+            "nodes",
+        ),
+        (
+            redis(&format!("url = [\"redis://:{PW}@10.0.0.1:6379\"]")),
+            "url",
+        ),
+        (
+            redis(&format!(
+                "url = \"redis://127.0.0.1:6379\"\nnodes = [[\"redis://:{PW}@h:1\"]]"
+            )),
+            "nodes",
+        ),
+        (
+            minimal().replace("secret = \"APPSECRET-x\"", &format!("secret = [\"{PW}\"]")),
+            "secret",
+        ),
+        (
+            minimal().replace(
+                "secret = \"APPSECRET-x\"",
+                &format!("secret = {{ v = \"{PW}\" }}"),
+            ),
+            "secret",
+        ),
+        (
+            minimal().replace(
+                "[admin]\nlisten = \"127.0.0.1:0\"\n",
+                &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = [\"{PW}\"]\n"),
+            ),
+            "token",
+        ),
+        // A syntax error on the secret's own line: the quoted source line must not appear.
+        (
+            minimal().replace("secret = \"APPSECRET-x\"", &format!("secret = \"{PW}")),
+            "line",
+        ),
+    ];
+    for (cfg, key) in cases {
+        let (code, text) = check(&cfg, &[], &[]);
+        assert_eq!(code, 1, "expected a rejection:\n{text}");
+        assert!(text.contains(key), "message does not name `{key}`:\n{text}");
+        assert!(!text.contains(PW), "the secret is echoed:\n{text}");
+    }
+}
