@@ -27,6 +27,8 @@ export type ClientErrorCode =
   | 'phone_denied'
   | 'phone_unavailable'
   | 'http_error'
+  /** logout() was called while this login (or the request waiting for it) ran. */
+  | 'logged_out'
 
 export type WxgateErrorCode = GatewayErrorCode | ClientErrorCode
 
@@ -36,6 +38,7 @@ export declare const CLIENT_ERRORS: Readonly<{
   phoneDenied: 'phone_denied'
   phoneUnavailable: 'phone_unavailable'
   http: 'http_error'
+  loggedOut: 'logged_out'
 }>
 
 export declare class WxgateError extends Error {
@@ -58,7 +61,11 @@ export interface WxResponse<T = any> {
 }
 
 export interface RequestOptions {
-  /** A path under baseURL ("/api/orders") or an absolute URL. */
+  /**
+   * A path under baseURL ("/api/orders"; "api/orders" too) or an absolute URL. The token
+   * goes only to baseURL's origin (scheme, host and port); any other URL, a
+   * protocol-relative "//host/x" included, is sent without it and never logs in.
+   */
   url: string
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS'
   /** Sent as JSON unless `header` sets another Content-Type. */
@@ -101,7 +108,11 @@ export interface PhoneNumberEvent {
 }
 
 export interface WxgateOptions {
-  /** The gateway's origin, e.g. "https://api.example.com" (a legal domain of the app). */
+  /**
+   * The gateway's origin, e.g. "https://api.example.com" (a legal domain of the app), or
+   * an http(s) URL with a path prefix. The token is only ever sent to this origin.
+   * createWxgate throws a TypeError for anything else (no scheme, userinfo, query).
+   */
   baseURL: string
   /** The gateway's [server] auth_prefix. Default "/wx". */
   authPrefix?: string
@@ -116,19 +127,27 @@ export interface WxgateOptions {
 }
 
 export interface WxgateClient {
-  /** wx.login() then POST /wx/login; stores the token. Concurrent calls share one login. */
+  /**
+   * wx.login() then POST /wx/login; stores the token. Concurrent calls share one login.
+   * Rejects with `logged_out` (and stores nothing) when logout() is called meanwhile.
+   */
   login(): Promise<LoginResult>
   /**
-   * wx.request with `Authorization: Bearer`; logs in first when there is no token, and
-   * once more (replaying the request once) on 401 `unauthenticated`. Rejects with a
-   * WxgateError on any status >= 400 and on network failure.
+   * wx.request with `Authorization: Bearer` for the gateway's origin; logs in first when
+   * there is no token, and once more (replaying the request once) on 401
+   * `unauthenticated`, unless logout() came in between. URLs on other origins get no
+   * token, no login and no replay. Rejects with a WxgateError on any status >= 400 and on
+   * network failure.
    */
   request<T = any>(options: RequestOptions): Promise<WxResponse<T>>
   /** getPhoneNumber event -> POST /wx/phone. Rejects with `phone_denied` when the user refused. */
   bindPhone(event: PhoneNumberEvent): Promise<PhoneResult>
   /** GET /wx/session. */
   session(): Promise<SessionInfo>
-  /** POST /wx/logout and forget the token. */
+  /**
+   * Forget the token (before any network call, so also when offline), then POST
+   * /wx/logout with it. A login in flight never stores its token afterwards.
+   */
   logout(): Promise<void>
   /** The stored token, or "". */
   getToken(): string

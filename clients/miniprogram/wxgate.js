@@ -1,5 +1,6 @@
 // wxgate client for WeChat Mini Programs: logs in through the gateway, keeps the token
-// in wx storage, and wraps wx.request so that every call carries it. No dependencies.
+// in wx storage, and wraps wx.request so that every call to the gateway carries it (and
+// no call to any other origin does). No dependencies.
 //
 //   import { createWxgate } from './wxgate.js'
 //   const gate = createWxgate({ baseURL: 'https://api.example.com' })
@@ -12,6 +13,7 @@ export const CLIENT_ERRORS = Object.freeze({
   phoneDenied: 'phone_denied', // the user refused the getPhoneNumber prompt
   phoneUnavailable: 'phone_unavailable', // getPhoneNumber gave no code for another reason
   http: 'http_error', // an error status without a gateway error body (from the upstream)
+  loggedOut: 'logged_out', // logout() overtook this login (or the request waiting for it)
 })
 
 /** A failed call. `code` is a contract error code or one of CLIENT_ERRORS. */
@@ -27,7 +29,11 @@ export class WxgateError extends Error {
 }
 
 export function createWxgate(options = {}) {
-  const baseURL = (options.baseURL || '').replace(/\/+$/, '')
+  const baseURL = String(options.baseURL || '').replace(/\/+$/, '')
+  const base = parseOrigin(baseURL)
+  if (!base || /[?#]/.test(baseURL)) {
+    throw new TypeError(`wxgate: baseURL must be an http(s) URL such as https://api.example.com (got ${JSON.stringify(options.baseURL)})`)
+  }
   const authPrefix = options.authPrefix || '/wx'
   const storageKey = options.storageKey || 'wxgate_token'
   const appid = options.appid // only needed when the gateway serves several mini-programs
@@ -35,6 +41,8 @@ export function createWxgate(options = {}) {
   const api = () => options.wx || globalThis.wx // resolved per call, so tests can swap it
 
   let loginInFlight = null
+  // Bumped by logout(): a login or a re-login started before it must not store a token.
+  let epoch = 0
 
   function getToken() {
     return api().getStorageSync(storageKey) || ''
@@ -45,16 +53,33 @@ export function createWxgate(options = {}) {
     else api().removeStorageSync(storageKey)
   }
 
+  // The absolute URL wx.request gets: an absolute URL as given; "//host/x" with the
+  // baseURL's scheme (another host, as a browser reads it); anything else under baseURL.
+  function resolveURL(url) {
+    const text = String(url)
+    if (/^[a-z][a-z0-9+.-]*:/i.test(text)) return text
+    if (/^[\\/]{2}/.test(text)) return `${base.scheme}:${text}`
+    return baseURL + (text.startsWith('/') ? '' : '/') + text
+  }
+
+  /** Whether `url` (absolute) certainly goes to the gateway's origin. */
+  function isGateway(url) {
+    const origin = parseOrigin(url)
+    return origin !== null && origin.key === base.key
+  }
+
   // wx.request as a promise that resolves for any HTTP status, rejects on network errors.
+  // The token is attached only when the URL is on the baseURL's origin.
   function send({ url, method = 'GET', data, header = {}, token }) {
+    const target = resolveURL(url)
     const headers = { ...header }
-    if (token) headers.Authorization = `Bearer ${token}`
+    if (token && isGateway(target)) headers.Authorization = `Bearer ${token}`
     if (data !== undefined && !hasHeader(headers, 'content-type')) {
       headers['Content-Type'] = 'application/json'
     }
     return new Promise((resolve, reject) => {
       const call = {
-        url: /^https?:\/\//.test(url) ? url : baseURL + url,
+        url: target,
         method,
         data,
         header: headers,
@@ -76,32 +101,55 @@ export function createWxgate(options = {}) {
     })
   }
 
-  /** wx.login -> POST /wx/login; the token is stored. Concurrent callers share one login. */
+  /**
+   * wx.login -> POST /wx/login; the token is stored. Concurrent callers share one login.
+   * A logout() while it runs wins: no token is stored (one that arrives is revoked) and
+   * the login rejects with `logged_out`.
+   */
   function login() {
     if (!loginInFlight) {
-      loginInFlight = (async () => {
+      const started = epoch
+      const superseded = () => epoch !== started
+      const pending = (async () => {
         const code = await wxLogin()
+        if (superseded()) throw loggedOut()
         const body = appid ? { code, appid } : { code }
         const res = check(await send({ url: authPrefix + '/login', method: 'POST', data: body }))
+        if (superseded()) {
+          revoke(res.data.token)
+          throw loggedOut()
+        }
         setToken(res.data.token)
         return res.data
-      })().finally(() => { loginInFlight = null })
+      })().finally(() => {
+        if (loginInFlight === pending) loginInFlight = null
+      })
+      loginInFlight = pending
     }
     return loginInFlight
+  }
+
+  // Best effort: end a session nobody holds any more (issued after a logout).
+  function revoke(token) {
+    if (!token) return
+    send({ url: authPrefix + '/logout', method: 'POST', token }).catch(() => {})
   }
 
   /**
    * wx.request with the gateway token. Resolves with wx.request's response for 2xx/3xx;
    * rejects with a WxgateError otherwise. A 401 `unauthenticated` (token expired or
-   * revoked) triggers one new login and one replay. `auth: false` sends no token.
+   * revoked) triggers one new login and one replay, unless logout() came in between.
+   * `auth: false`, and any URL off the baseURL's origin, send no token and never log in.
    */
   async function request(opts) {
-    if (opts.auth === false) return check(await send(opts))
+    if (opts.auth === false || !isGateway(resolveURL(opts.url))) return check(await send(opts))
+    const started = epoch
     const token = getToken() || (await login()).token
     const res = await send({ ...opts, token })
-    if (res.statusCode === 401 && errorOf(res).code === 'unauthenticated') {
+    if (res.statusCode === 401 && errorOf(res).code === 'unauthenticated' && epoch === started) {
       // Another caller may already have logged in again while we waited.
-      const fresh = getToken() !== token ? getToken() : (await login()).token
+      const current = getToken()
+      const fresh = current && current !== token ? current : (await login()).token
       return check(await send({ ...opts, token: fresh }))
     }
     return check(res)
@@ -125,16 +173,46 @@ export function createWxgate(options = {}) {
     return (await request({ url: authPrefix + '/session' })).data
   }
 
-  /** POST /wx/logout and forget the token (also when the gateway already forgot it). */
+  /**
+   * Forget the token, then POST /wx/logout with it. The token is gone first, so an
+   * offline logout forgets it too (and rejects with `network_error`); a login in flight
+   * never stores its token afterwards.
+   */
   async function logout() {
+    epoch += 1
+    loginInFlight = null
     const token = getToken()
+    setToken('')
     if (!token) return
     const res = await send({ url: authPrefix + '/logout', method: 'POST', token })
-    setToken('')
-    if (res.statusCode !== 401) check(res)
+    if (res.statusCode !== 401) check(res) // 401: the gateway had already forgotten it
   }
 
   return { login, request, bindPhone, session, logout, getToken }
+}
+
+const DEFAULT_PORTS = { http: 80, https: 443 }
+
+/**
+ * The origin of an absolute http(s) URL as {scheme, key}, or null when this strict
+ * reading is not certain of it. Scheme and host compare case-insensitively and a default
+ * port equals no port; refused: userinfo (`@`), a backslash before the path (parsers
+ * disagree where its host ends), percent-encoding, whitespace, non-ASCII, a port out of
+ * range, anything but `scheme://` before the host.
+ */
+function parseOrigin(url) {
+  const m = /^(https?):\/\/([^/?#\\]*)([/?#\\]|$)/i.exec(url)
+  if (!m || m[3] === '\\') return null
+  const scheme = m[1].toLowerCase()
+  const hostPort = /^([a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/.exec(m[2].toLowerCase())
+  if (!hostPort) return null
+  const port = hostPort[2] === undefined ? DEFAULT_PORTS[scheme] : Number(hostPort[2])
+  if (port < 1 || port > 65535) return null
+  return { scheme, key: `${scheme}://${hostPort[1]}:${port}` }
+}
+
+function loggedOut() {
+  return new WxgateError(CLIENT_ERRORS.loggedOut, 'logout() was called while this login ran')
 }
 
 function hasHeader(headers, name) {

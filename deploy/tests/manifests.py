@@ -102,6 +102,17 @@ class Overlay:
             return [s["configMap"]["name"] for s in volume["projected"]["sources"] if "configMap" in s]
         return []
 
+    def secret_sources(self, volume):
+        """[(Secret name, {key: file name} or None for every key)] of a volume."""
+        if "secret" in volume:
+            sources = [volume["secret"] | {"name": volume["secret"]["secretName"]}]
+        elif "projected" in volume:
+            sources = [s["secret"] for s in volume["projected"]["sources"] if "secret" in s]
+        else:
+            sources = []
+        return [(s["name"], {i["key"]: i["path"] for i in s["items"]} if "items" in s else None)
+                for s in sources]
+
     def mount_for(self, path):
         """The volumeMount whose mountPath is the longest prefix of `path`."""
         best = None
@@ -113,17 +124,30 @@ class Overlay:
         return best
 
     def mounted_files(self, directory):
-        """{file name: content} of the ConfigMaps mounted as `directory`."""
+        """{file name: content} of the ConfigMaps and Secrets mounted as `directory`."""
+        return {name: content for name, (_, content) in self.mounted_sources(directory).items()}
+
+    def mounted_sources(self, directory):
+        """{file name: (kind of the source, content)} of the volume mounted as `directory`."""
         mount = self.mount_for(directory)
         assert mount and mount["mountPath"].rstrip("/") == directory, (
             f"{self.name}: nothing is mounted at {directory}"
         )
         files = {}
-        for cm_name in self.configmap_sources(self.volume(mount["name"])):
-            cm = self.get("ConfigMap", cm_name)
-            for key, content in cm.get("data", {}).items():
-                assert key not in files, f"{self.name}: {key} comes from two ConfigMaps"
-                files[key] = content
+
+        def add(kind, name, content):
+            assert name not in files, f"{self.name}: {name} is mounted from two sources"
+            files[name] = (kind, content)
+
+        volume = self.volume(mount["name"])
+        for cm_name in self.configmap_sources(volume):
+            for key, content in self.get("ConfigMap", cm_name).get("data", {}).items():
+                add("ConfigMap", key, content)
+        for secret_name, items in self.secret_sources(volume):
+            secret = self.get("Secret", secret_name)
+            keys = items or {k: k for k in {**secret.get("data", {}), **secret.get("stringData", {})}}
+            for key, path in keys.items():
+                add("Secret", path, self.secret_value(secret_name, key))
         return files
 
     @property

@@ -17,6 +17,10 @@ from manifests import listen_host, listen_port, load_overlay, seconds
 
 # What a valid [redis] encryption_key looks like (32 bytes, base64), for check-config.
 DUMMY_KEY = base64.b64encode(bytes(range(32))).decode()
+# The placeholder of every shipped Secret value; wxgate refuses the key and token ones.
+PLACEHOLDER = "REPLACE_ME"
+# [admin] allow when the config leaves it out (contract, section 2).
+DEFAULT_ADMIN_ALLOW = ["127.0.0.1/32", "::1/128"]
 
 
 def test_listeners_match_container_ports(overlay):
@@ -111,6 +115,9 @@ def test_volume_mounts_have_volumes(overlay):
     for v in overlay.pod["volumes"]:
         for cm in overlay.configmap_sources(v):
             overlay.get("ConfigMap", cm)
+        for secret, items in overlay.secret_sources(v):
+            for key in items or {}:
+                overlay.secret_value(secret, key)
 
 
 def test_pods_are_hardened(overlay):
@@ -155,7 +162,7 @@ def test_network_policy_ports_exist(overlay):
 def test_config_passes_check_config(overlay, wxgate_bin):
     """The ConfigMap's files, laid out as mounted, pass check-config with dummy secrets."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name, content in overlay.mounted_files(overlay.config_dir).items():
+        for name, content in config_files(overlay).items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(content)
         config = os.path.join(tmp, posixpath.basename(overlay.config_path))
@@ -174,13 +181,89 @@ def test_config_passes_check_config(overlay, wxgate_bin):
         out = subprocess.run([wxgate_bin, "check-config", "--config", config], env=env,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 1 and missing in out.stderr, out.stderr
+        env[missing] = dummy_for(overlay, missing)
+
+        # The Secret files as shipped (placeholders) are refused: nobody runs the
+        # example's admin token by accident.
+        for name, (kind, content) in overlay.mounted_sources(overlay.config_dir).items():
+            if kind == "Secret" and content == PLACEHOLDER:
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(content)
+                out = subprocess.run([wxgate_bin, "check-config", "--config", config], env=env,
+                                     capture_output=True, text=True, timeout=60)
+                assert out.returncode == 1, f"{name}: the placeholder passed check-config"
+                assert PLACEHOLDER not in out.stderr, "check-config echoed a secret file's value"
 
 
 def dummy_for(overlay, var):
     value = overlay.env_value(var)
-    if value != "REPLACE_ME":
+    if value != PLACEHOLDER:
         return value
     return DUMMY_KEY if var.endswith("_KEY") else "dummy-" + var.lower()
+
+
+def config_files(overlay):
+    """The config directory's files as mounted, Secret placeholders replaced by dummies."""
+    files = {}
+    for name, (kind, content) in overlay.mounted_sources(overlay.config_dir).items():
+        placeholder = kind == "Secret" and content == PLACEHOLDER
+        files[name] = "dummy-" + name + "-0123456789abcdef" if placeholder else content
+    return files
+
+
+# --- what sits in front of the gateway, and who may use its admin data endpoints -----------
+
+
+def ingress_backends(overlay):
+    """The Service backends of every Ingress: (service name, port name or number)."""
+    backends = []
+    for ing in overlay.all("Ingress"):
+        spec = ing["spec"]
+        services = [spec["defaultBackend"]["service"]] if "defaultBackend" in spec else []
+        services += [p["backend"]["service"] for r in spec.get("rules", []) for p in r["http"]["paths"]]
+        backends += [(svc["name"], svc["port"].get("name", svc["port"].get("number"))) for svc in services]
+    return backends
+
+
+def test_every_topology_ships_an_ingress_to_the_gateway(overlay):
+    # Both are drawn "mini-program -> ingress -> Service" (deploy/README.md).
+    backends = ingress_backends(overlay)
+    assert backends, "no Ingress example in front of the gateway"
+    svc = overlay.get("Service", "wxgate")
+    ports = {p["name"] for p in svc["spec"]["ports"]} | {p["port"] for p in svc["spec"]["ports"]}
+    for name, port in backends:
+        assert name == "wxgate", f"an Ingress bypasses the gateway: it routes to Service {name}"
+        assert port in ports, f"the Ingress routes to port {port!r}, which Service wxgate lacks"
+
+
+def test_behind_an_ingress_the_ingress_is_a_trusted_proxy(overlay):
+    if not ingress_backends(overlay):
+        return
+    proxies = overlay.config["server"].get("trusted_proxies", [])
+    # Empty, every user shares the ingress's login bucket and X-Real-IP shows the ingress.
+    assert proxies, "an Ingress fronts the gateway but [server] trusted_proxies is empty"
+    for cidr in proxies:
+        net = ipaddress.ip_network(cidr)  # strict: no host bits set
+        assert net.is_private, f"{cidr}: trust only the cluster's private ranges"
+        # Any peer in these ranges may claim any client IP: never the whole internet.
+        assert net.prefixlen >= (8 if net.version == 4 else 32), f"{cidr} is too broad"
+
+
+def test_admin_data_endpoints_stay_in_the_pod(overlay):
+    admin = overlay.config["admin"]
+    # The admin port listens on the pod IP for the kubelet's probes (see above); the data
+    # endpoints (/bindings/..., /sessions/..., /wechat/...) are then for this pod's own
+    # containers and `kubectl port-forward` only ...
+    for cidr in admin.get("allow", DEFAULT_ADMIN_ALLOW):
+        assert ipaddress.ip_network(cidr).is_loopback, f"[admin] allow {cidr} reaches beyond the pod"
+    # ... and need the admin token, read from a Secret: never inline in a ConfigMap.
+    assert "token" not in admin, "[admin] token would sit in a ConfigMap: use token_file"
+    assert "token_file" in admin, "[admin] token_file is not set"
+    path = overlay.config_relative(admin["token_file"])
+    sources = overlay.mounted_sources(posixpath.dirname(path))
+    name = posixpath.basename(path)
+    assert name in sources, f"[admin] token_file {path} is not mounted"
+    assert sources[name][0] == "Secret", f"[admin] token_file {path} comes from a {sources[name][0]}"
 
 
 # --- per overlay -------------------------------------------------------------------------

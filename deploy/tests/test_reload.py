@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from manifests import load_overlay
-from test_manifests import dummy_for
+from test_manifests import config_files, dummy_for
 
 
 def free_port():
@@ -76,7 +76,7 @@ def http_status(url):
 
 def test_accounts_configmap_update_is_hot_reloaded(tmp_path, wxgate_bin):
     o = load_overlay("sidecar")
-    files = dict(o.mounted_files(o.config_dir))
+    files = config_files(o)
     public, admin = free_port(), free_port()
     config = files["wxgate.toml"]
     # Only the addresses and the data volume change; everything else is the overlay's.

@@ -19,6 +19,7 @@ const bin = process.env.WXGATE_BIN || path.resolve(here, '../../../target/debug/
 // rate limit (a burst of 10 per client IP, shared by /wx/login and /wx/phone), and one
 // block's logins must not use up another's.
 let gatewayURL
+let adminURL
 
 function useDemo() {
   let demo
@@ -34,6 +35,7 @@ function useDemo() {
     const m = first.match(/gateway (http:\/\/127\.0\.0\.1:\d+), admin (http:\/\/127\.0\.0\.1:\d+)/)
     assert.ok(m, `unexpected first line from wxgate demo: ${first}`)
     gatewayURL = m[1]
+    adminURL = m[2]
     demo.stdout.resume() // keep draining the curl lines
   })
   after(() => {
@@ -130,6 +132,35 @@ describe('sessions', () => {
     const all = await Promise.all([1, 2, 3, 4].map((i) => gate.request({ url: `/api/parallel/${i}` })))
     assert.equal(wx.logins, 1)
     assert.equal(new Set(all.map((r) => r.data.headers['x-wx-openid'][0])).size, 1)
+  })
+
+  test('the token never leaves for another origin (here: the admin port)', async () => {
+    const wx = fetchWx('alice')
+    const gate = client(wx)
+    await gate.login()
+    const res = await gate.request({ url: `${adminURL}/healthz` })
+    assert.equal(res.statusCode, 200)
+    const [call] = wx.requests.filter((r) => r.url.endsWith('/healthz'))
+    assert.equal(call.url, `${adminURL}/healthz`)
+    assert.equal(call.header.Authorization, undefined, 'the token went to another port')
+    // The gateway's own origin still gets it, spelled absolute or relative.
+    const own = await gate.request({ url: `${gatewayURL}/api/own` })
+    assert.deepEqual(own.data.headers['x-wx-account-id'], ['10001'])
+  })
+
+  test('an offline logout forgets the token too', async () => {
+    const wx = fetchWx('alice')
+    const gate = client(wx)
+    await gate.login()
+    const token = gate.getToken()
+    const online = wx.request
+    wx.request = (call) => setTimeout(() => call.fail({ errMsg: 'request:fail offline' }), 0)
+    await assert.rejects(gate.logout(), { code: 'network_error' })
+    wx.request = online
+    assert.equal(gate.getToken(), '')
+    // The gateway never heard of it, so the session itself is still alive there.
+    const still = await fetch(`${gatewayURL}/wx/session`, { headers: { Authorization: `Bearer ${token}` } })
+    assert.equal(still.status, 200)
   })
 
   test('public routes without a token, and logout', async () => {

@@ -187,3 +187,176 @@ test('auth: false sends no token and never logs in', async () => {
   assert.equal(wx.calls[0].header.Authorization, undefined)
   assert.equal(wx.logins, 0)
 })
+
+// --- the token stays with the gateway ----------------------------------------------------
+
+// Where each request went and whether it carried the token (stored as 'tok').
+async function sent(gate, url) {
+  wx.calls.length = 0
+  await gate.request({ url })
+  assert.equal(wx.calls.length, 1, url)
+  return { url: wx.calls[0].url, token: bearer(wx.calls[0]) }
+}
+
+test("the token goes to the baseURL's origin, relative URLs resolving against it", async () => {
+  const gate = client(() => ({ statusCode: 200, data: 'ok' }))
+  wx.storage.set('wxgate_token', 'tok')
+  const cases = [
+    ['/api/x', 'https://gw.example/api/x'],
+    ['api/x', 'https://gw.example/api/x'],
+    ['@evil.com/x', 'https://gw.example/@evil.com/x'],
+    ['.evil.com/x', 'https://gw.example/.evil.com/x'],
+    [':8443/x', 'https://gw.example/:8443/x'],
+    ['https://gw.example/x', 'https://gw.example/x'],
+    ['HTTPS://GW.EXAMPLE/x', 'HTTPS://GW.EXAMPLE/x'],
+    ['https://gw.example:443/x', 'https://gw.example:443/x'],
+    ['https://gw.example', 'https://gw.example'],
+    ['https://gw.example?q=1', 'https://gw.example?q=1'],
+    ['//gw.example/x', 'https://gw.example/x'],
+  ]
+  for (const [url, expected] of cases) {
+    assert.deepEqual(await sent(gate, url), { url: expected, token: 'Bearer tok' }, url)
+  }
+  assert.equal(wx.logins, 0)
+})
+
+test('no token for another origin, a look-alike, or a URL read two ways', async () => {
+  const gate = client(() => ({ statusCode: 200, data: 'ok' }))
+  wx.storage.set('wxgate_token', 'tok')
+  const foreign = [
+    'https://third-party.example/x',
+    'https://gw.example.evil.com/x',
+    'https://gw.example@evil.com/x',
+    'https://gw.example:443@evil.com/x',
+    'https://user:pw@gw.example/x', // userinfo: refused even before the right host
+    'https://gw.example%2f@evil.com/x',
+    'https://gw.example\\@evil.com/x', // WHATWG: gw.example; RFC 3986 readers: evil.com
+    'https://gw.example\t.evil.com/x',
+    'https://evil.com#@gw.example/x',
+    'https://evil.com?@gw.example/x',
+    'https://gw.example:8443/x',
+    'https://gw.example:99999/x',
+    'http://gw.example/x',
+    'ws://gw.example/x',
+    'https:gw.example/x',
+    'https:/gw.example/x',
+    'https:\\\\gw.example/x',
+    'https://gw.example./x',
+    'https://gw.еxample/x', // Cyrillic е
+    '//evil.com/x',
+    '/\\evil.com/x',
+    '\\\\evil.com/x',
+    '\\/evil.com/x',
+  ]
+  for (const url of foreign) {
+    const { token } = await sent(gate, url)
+    assert.equal(token, undefined, `${JSON.stringify(url)} got the token`)
+  }
+  // Protocol-relative URLs take the baseURL's scheme, as a browser resolves them.
+  assert.deepEqual(await sent(gate, '//evil.com/x'), { url: 'https://evil.com/x', token: undefined })
+  assert.equal(wx.logins, 0)
+})
+
+test("another origin's 401 never logs in, re-logs in or retries with a token", async () => {
+  const gate = client((call) => (call.url.startsWith('https://third-party.example/')
+    ? err(401, 'unauthenticated') : gateway()(call)))
+  // No token yet: a foreign request does not log in to get one.
+  await assert.rejects(gate.request({ url: 'https://third-party.example/x' }), { code: 'unauthenticated', status: 401 })
+  assert.equal(wx.logins, 0)
+  // With a token: its 401 is not the gateway's, so no re-login and no replay.
+  await gate.login()
+  wx.calls.length = 0
+  await assert.rejects(gate.request({ url: 'https://third-party.example/y' }), { code: 'unauthenticated' })
+  assert.equal(wx.logins, 1)
+  assert.equal(wx.calls.length, 1)
+  assert.equal(bearer(wx.calls[0]), undefined)
+})
+
+test('createWxgate refuses a baseURL that is not an http(s) origin', () => {
+  for (const baseURL of [undefined, '', 'gw.example', 'ftp://gw.example', 'https://user@gw.example',
+    'https://gw.example?x=1', '//gw.example']) {
+    assert.throws(() => createWxgate({ baseURL, wx: fakeWx(() => null) }), TypeError, String(baseURL))
+  }
+  createWxgate({ baseURL: 'https://gw.example:8443/gateway/', wx: fakeWx(() => null) })
+})
+
+test('a baseURL with a path keeps it; the token still goes to its origin only', async () => {
+  const gate = client(() => ({ statusCode: 200, data: 'ok' }), { baseURL: 'https://GW.example:8443/gw/' })
+  wx.storage.set('wxgate_token', 'tok')
+  assert.deepEqual(await sent(gate, '/api/x'), { url: 'https://GW.example:8443/gw/api/x', token: 'Bearer tok' })
+  assert.deepEqual(await sent(gate, 'https://gw.example:8443/other'),
+    { url: 'https://gw.example:8443/other', token: 'Bearer tok' })
+  assert.equal((await sent(gate, 'https://gw.example/gw/api/x')).token, undefined)
+})
+
+// --- logout wins -------------------------------------------------------------------------
+
+test('an offline logout still forgets the token, before its network call', async () => {
+  let storedDuringCall
+  const gate = client((call, w) => {
+    storedDuringCall = w.storage.get('wxgate_token')
+    return null // no network
+  })
+  wx.storage.set('wxgate_token', 'tok')
+  await assert.rejects(gate.logout(), { code: 'network_error' })
+  assert.equal(gate.getToken(), '')
+  assert.equal(wx.storage.has('wxgate_token'), false)
+  assert.equal(storedDuringCall, undefined, 'the token was still stored while logout was on the wire')
+  assert.equal(bearer(wx.calls[0]), 'Bearer tok', 'the gateway is still told which session to end')
+})
+
+test('logout wins over a login waiting for wx.login', async () => {
+  const gate = client(gateway())
+  const pending = gate.login()
+  const waiting = gate.request({ url: '/api/x' }) // shares the login in flight
+  await gate.logout()
+  await assert.rejects(pending, { code: 'logged_out' })
+  await assert.rejects(waiting, { code: 'logged_out' })
+  assert.equal(gate.getToken(), '')
+  assert.equal(wx.storage.has('wxgate_token'), false)
+  assert.equal(wx.calls.length, 0, 'the superseded code was never exchanged')
+  // A login after the logout is a new one and keeps its token.
+  assert.equal((await gate.login()).token, 'tok-2')
+  assert.equal(gate.getToken(), 'tok-2')
+})
+
+test("logout wins over a login whose answer arrives after it; that session is ended", async () => {
+  let gate
+  let loggedOut
+  const gw = gateway()
+  gate = client((call, w) => {
+    if (call.url.endsWith('/wx/login') && !loggedOut) loggedOut = gate.logout() // the user taps "log out"
+    return gw(call, w)
+  })
+  const pending = gate.login()
+  const waiting = gate.request({ url: '/api/x' })
+  await assert.rejects(pending, { code: 'logged_out' })
+  await assert.rejects(waiting, { code: 'logged_out' })
+  await loggedOut
+  assert.equal(gate.getToken(), '')
+  assert.equal(wx.storage.has('wxgate_token'), false)
+  assert.equal(wx.calls.filter((c) => c.url.endsWith('/api/x')).length, 0)
+  // The token issued after the logout is revoked rather than left alive.
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const revoke = wx.calls.filter((c) => c.url.endsWith('/wx/logout'))
+  assert.deepEqual(revoke.map(bearer), ['Bearer tok-1'])
+  // And the next login is unaffected.
+  assert.equal((await gate.login()).token, 'tok-2')
+  assert.equal(gate.getToken(), 'tok-2')
+})
+
+test('a request whose token was logged out meanwhile does not log in again', async () => {
+  let gate
+  gate = client((call, w) => {
+    if (call.url.endsWith('/api/x')) {
+      gate.logout() // logs the token out while the request is on the wire
+      return err(401, 'unauthenticated')
+    }
+    return gateway({ valid: () => false })(call, w)
+  })
+  wx.storage.set('wxgate_token', 'tok')
+  await assert.rejects(gate.request({ url: '/api/x' }), { code: 'unauthenticated', status: 401 })
+  assert.equal(wx.logins, 0)
+  assert.equal(wx.calls.filter((c) => c.url.endsWith('/api/x')).length, 1)
+  assert.equal(gate.getToken(), '')
+})
