@@ -1,15 +1,16 @@
 //! Matches a request to its handler and runs the request's top-level pipeline.
 //!
-//! Order, fixed: reject paths not in normal form (400), then the auth endpoints under
-//! `[server] auth_prefix`, then the first route whose prefix matches, else 404. Every
-//! request ends here with one log line and one metrics count; errors become responses in
-//! [`GatewayError::into_response`] and nowhere else.
+//! Order, fixed: refuse more than one `Authorization` header and paths not in normal form
+//! (400), then the auth endpoints under `[server] auth_prefix`, then the first route
+//! whose prefix matches, else 404. Every request ends here with one log line and one
+//! metrics count; errors become responses in [`GatewayError::into_response`] and nowhere
+//! else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, header};
 
 use crate::auth;
 use crate::error::GatewayError;
@@ -146,6 +147,11 @@ async fn dispatch(
     conn: ConnInfo,
     request_id: &HeaderValue,
 ) -> (Arc<str>, Result<Response<Body>, GatewayError>) {
+    let authorizations = req.headers().get_all(header::AUTHORIZATION);
+    if authorizations.iter().nth(1).is_some() {
+        let e = GatewayError::invalid("more than one Authorization header");
+        return (state.labels.none.clone(), Err(e));
+    }
     if !is_normal_path(req.uri().path()) {
         let e = GatewayError::invalid(
             "the path is not in normal form (., .., //, \\ or an encoded /, \\ or .)",
