@@ -2,8 +2,9 @@
 //!
 //! One governor bucket per client (IPv4 address, or IPv6 /64) is shared by the login
 //! endpoints. The client IP is the socket peer, or — when the peer is a trusted proxy —
-//! the right-most X-Forwarded-For address that is not itself trusted, so a client cannot
-//! pick its own key by forging the header. Idle buckets are pruned so memory stays bounded.
+//! the right-most X-Forwarded-For address that is not itself trusted, found by a walk from
+//! the right that stops at the first entry it cannot read, so a client cannot pick its own
+//! key by forging the header. Idle buckets are pruned so memory stays bounded.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -106,30 +107,61 @@ pub fn peer_is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     !trusted.is_empty() && is_trusted(peer, trusted)
 }
 
-/// The client's IP: the peer, or from a trusted peer the right-most untrusted
-/// X-Forwarded-For address (all trusted: the left-most).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let peer = canonical(peer);
-    if !peer_is_trusted(peer, trusted) {
-        return peer;
+/// Who is calling, as far as the gateway believes: the socket peer, whether it is a trusted
+/// proxy, and the client IP that keys the rate limit and goes upstream as `X-Real-IP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+    pub ip: IpAddr,
+}
+
+impl ClientAddr {
+    /// Work out the client once per request (see [`client_ip`] for the rule).
+    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
+        let peer = canonical(peer);
+        let peer_trusted = peer_is_trusted(peer, trusted);
+        let ip = if peer_trusted {
+            walk_forwarded_for(peer, headers, trusted)
+        } else {
+            peer
+        };
+        Self {
+            peer,
+            peer_trusted,
+            ip,
+        }
     }
-    let hops: Vec<IpAddr> = headers
+}
+
+/// The client's IP: the peer, or from a trusted peer the first untrusted address met when
+/// walking X-Forwarded-For from the right (every such header, joined in order). An entry
+/// that does not parse, or is empty, ends the walk and the last trusted hop is the client
+/// (the peer itself when the right-most entry is junk): nothing left of it is believed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    ClientAddr::of(peer, headers, trusted).ip
+}
+
+fn walk_forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let mut last_trusted = peer;
+    let entries = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map_while(|s| parse_hop(s.trim()))
-        .collect();
-    hops.iter()
         .rev()
-        .find(|ip| !is_trusted(**ip, trusted))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
+    for entry in entries {
+        match parse_hop(entry.trim_ascii()) {
+            Some(ip) if is_trusted(ip, trusted) => last_trusted = ip,
+            Some(ip) => return ip,
+            None => break,
+        }
+    }
+    last_trusted
 }
 
 /// One X-Forwarded-For entry: an address, possibly `[v6]:port` or `v4:port`.
-fn parse_hop(s: &str) -> Option<IpAddr> {
+fn parse_hop(entry: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(entry).ok()?;
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
@@ -164,6 +196,42 @@ mod tests {
             HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.7"),
         );
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn the_walk_stops_at_an_entry_it_cannot_read() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_default()];
+        let peer = ip("10.0.0.1");
+        let cases: &[(&[&str], &str)] = &[
+            (&["198.51.100.7, junk, 203.0.113.9"], "203.0.113.9"),
+            (&["198.51.100.7, junk, 10.0.0.9"], "10.0.0.9"),
+            (&["198.51.100.7, , 10.0.0.9"], "10.0.0.9"),
+            (&["198.51.100.7,,10.0.0.9, 10.0.0.8"], "10.0.0.9"),
+            (&["198.51.100.7, junk"], "10.0.0.1"),
+            (&["198.51.100.7,"], "10.0.0.1"),
+            (&[""], "10.0.0.1"),
+            (&["10.0.0.3, 10.0.0.2"], "10.0.0.3"),
+            (&["198.51.100.7", "junk", "10.0.0.2"], "10.0.0.2"),
+            (&["198.51.100.7, junk", "203.0.113.9"], "203.0.113.9"),
+            (&["6.6.6.6", "203.0.113.9, 10.0.0.2"], "203.0.113.9"),
+            (&["[2001:db8::1]:443, 10.0.0.2"], "2001:db8::1"),
+            (&["203.0.113.9:5000"], "203.0.113.9"),
+            (&["::ffff:203.0.113.9"], "203.0.113.9"),
+        ];
+        for (values, want) in cases {
+            let mut h = HeaderMap::new();
+            for v in *values {
+                h.append("x-forwarded-for", HeaderValue::from_static(v));
+            }
+            assert_eq!(client_ip(peer, &h, &trusted), ip(want), "{values:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.7, 20\xff3.0.113.9")
+                .unwrap_or(HeaderValue::from_static("")),
+        );
+        assert_eq!(client_ip(peer, &h, &trusted), peer);
     }
 
     #[test]

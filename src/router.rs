@@ -1,15 +1,18 @@
 //! Matches a request to its handler and runs the request's top-level pipeline.
 //!
-//! Order, fixed: reject paths not in normal form (400), then the auth endpoints under
-//! `[server] auth_prefix`, then the first route whose prefix matches, else 404. Every
-//! request ends here with one log line and one metrics count; errors become responses in
-//! [`GatewayError::into_response`] and nowhere else.
+//! Order, fixed: refuse a request with more than one `Authorization` header or a path not
+//! in normal form (400; [`path`] puts the path in that form), then the auth endpoints
+//! under `[server] auth_prefix`, then the first route whose prefix matches, else 404.
+//! Every request ends here with one log line and one metrics count; errors become
+//! responses in [`GatewayError::into_response`] and nowhere else.
+
+pub mod path;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, header};
 
 use crate::auth;
 use crate::error::GatewayError;
@@ -61,24 +64,48 @@ pub fn classify<'a>(state: &'a AppState, path: &str) -> Target<'a> {
         .map_or(Target::NotFound, Target::Proxy)
 }
 
-/// Whether a path is in normal form: no `.`/`..` segment, no `//`, no backslash, and no
-/// percent-encoded `/`, `\` or `.`.
+/// Whether a path is in normal form (contract section 5; see [`path::normalize`]).
 pub fn is_normal_path(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains("//") || path.contains('\\') {
-        return false;
+    path::normalize(path).is_ok()
+}
+
+/// Whether two targets are the same handler.
+fn same_target(a: &Target<'_>, b: &Target<'_>) -> bool {
+    match (a, b) {
+        (Target::Auth(x), Target::Auth(y)) => x == y,
+        (Target::Proxy(x), Target::Proxy(y)) => std::ptr::eq(*x, *y),
+        (Target::NotFound, Target::NotFound) => true,
+        _ => false,
     }
-    let bytes = path.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        if *b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).map(|h| h.to_ascii_lowercase());
-            if matches!(hex.as_deref(), Some(b"2f") | Some(b"5c") | Some(b"2e")) {
-                return false;
-            }
-        }
+}
+
+/// Refuse what no handler may see, and put the path in normal form: more than one
+/// `Authorization` header, a path not in normal form, or `;params` that would take a
+/// servlet container's reading of the path to another handler than the gateway's.
+fn admit<'a>(
+    state: &'a AppState,
+    req: &mut Request<RequestBody>,
+) -> Result<Target<'a>, GatewayError> {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(GatewayError::invalid("more than one Authorization header"));
     }
-    !path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
+    if let Some(uri) = path::normal_uri(req.uri())? {
+        *req.uri_mut() = uri;
+    }
+    let target = classify(state, req.uri().path());
+    let reread = path::without_params(req.uri().path());
+    if reread.is_some_and(|plain| !same_target(&target, &classify(state, &plain))) {
+        return Err(GatewayError::invalid(
+            "the path's `;` parameters would change the route it reaches",
+        ));
+    }
+    Ok(target)
 }
 
 /// The request id: the client's `X-Request-Id` when it is sane, else a fresh UUID.
@@ -142,17 +169,15 @@ pub async fn handle(
 
 async fn dispatch(
     state: &Arc<AppState>,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
     conn: ConnInfo,
     request_id: &HeaderValue,
 ) -> (Arc<str>, Result<Response<Body>, GatewayError>) {
-    if !is_normal_path(req.uri().path()) {
-        let e = GatewayError::invalid(
-            "the path is not in normal form (., .., //, \\ or an encoded /, \\ or .)",
-        );
-        return (state.labels.none.clone(), Err(e));
-    }
-    match classify(state, req.uri().path()) {
+    let target = match admit(state, &mut req) {
+        Ok(target) => target,
+        Err(e) => return (state.labels.none.clone(), Err(e)),
+    };
+    match target {
         Target::Auth(endpoint) => {
             let label = match endpoint {
                 AuthEndpoint::Login => state.labels.login.clone(),
@@ -167,32 +192,5 @@ async fn dispatch(
             proxy::forward(state, route, req, conn, request_id).await,
         ),
         Target::NotFound => (state.labels.none.clone(), Err(GatewayError::NotFound)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normal_form() {
-        for ok in ["/", "/api/x", "/api/x.y", "/a/..b/c", "/a%20b", "/api/%41"] {
-            assert!(is_normal_path(ok), "{ok}");
-        }
-        for bad in [
-            "/api/../x",
-            "/api/./x",
-            "//api",
-            "/api//x",
-            "/api\\x",
-            "/api/%2e%2e/x",
-            "/api%2Fx",
-            "/api%5cx",
-            "/api/..",
-            "/.",
-            "api",
-        ] {
-            assert!(!is_normal_path(bad), "{bad}");
-        }
     }
 }

@@ -84,14 +84,14 @@ pub async fn authenticate(
     }
 }
 
-/// Look a `wxg_` token up; unknown, malformed or expired is 401.
+/// Look a `wxg_` token up; unknown, malformed (not text included) or expired is 401.
 pub async fn lookup(
     state: &AppState,
-    token: &str,
+    token: &[u8],
 ) -> Result<(TokenHash, Arc<Session>), GatewayError> {
-    if !token::is_well_formed(token) {
+    let Some(token) = token::well_formed(token) else {
         return Err(GatewayError::Unauthenticated);
-    }
+    };
     let hash = TokenHash::of(token);
     match state.store.get(&hash).await? {
         Some(session) => Ok((hash, session)),

@@ -2,13 +2,18 @@
 //!
 //! Hop-by-hop headers go (RFC 9110 §7.6.1, plus those a `Connection` header names); every
 //! client header that could pose as identity goes — names equal to an identity header or
-//! starting with `X-WX-`, compared case-insensitively with `_` read as `-` — before the
-//! verified values are injected. The client's own forwarding claims are believed only
-//! from a trusted proxy.
+//! starting with `X-WX-`, compared case-insensitively with every byte that is not an ASCII
+//! letter or digit read as `-` (PHP/CGI upstreams fold `X_WX_OPENID` and `X.WX.OPENID`
+//! into one variable) — and so does every `Authorization` value that is a gateway bearer
+//! token, before the verified values are injected. The client's forwarding claims
+//! (`X-Forwarded-*`, `Forwarded`, `X-Real-IP` and kin) are believed only from a trusted
+//! proxy, and `X-Real-IP` always carries the client IP the rate limit uses.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::IdentityHeaders;
+use crate::limit::ClientAddr;
+use crate::session::token;
 
 /// RFC 9110 §7.6.1 connection-specific fields, plus the legacy proxy ones.
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -21,6 +26,26 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
 ];
+
+/// Forwarding claims believed only from a trusted proxy (compared folded, like identity
+/// names). The `X-Forwarded-For/Proto/Host` the gateway sets itself are among them, so
+/// their look-alikes go too.
+const FORWARDING_CLAIMS: [&str; 11] = [
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// The prefix reserved for the gateway's own headers.
+const IDENTITY_PREFIX: &[u8] = b"x-wx-";
 
 /// The identity header names, ready for comparison.
 pub struct IdentityNames {
@@ -55,25 +80,34 @@ impl IdentityNames {
     /// Whether a client header could pose as identity.
     pub fn is_spoofable(&self, name: &HeaderName) -> bool {
         let n = name.as_str().as_bytes();
-        let wx_prefix = n.len() >= 5 && dash_eq(&n[..5], b"x-wx-");
-        wx_prefix
+        n.get(..IDENTITY_PREFIX.len())
+            .is_some_and(|p| folded_eq(p, IDENTITY_PREFIX))
             || self
                 .all()
                 .iter()
-                .any(|id| dash_eq(n, id.as_str().as_bytes()))
+                .any(|id| folded_eq(n, id.as_str().as_bytes()))
     }
 }
 
-/// ASCII case-insensitive equality with `_` and `-` taken as the same byte.
-fn dash_eq(a: &[u8], b: &[u8]) -> bool {
-    let norm = |c: u8| {
-        if c == b'_' {
-            b'-'
-        } else {
+/// Whether a client header is a forwarding claim (or looks like one).
+fn is_forwarding_claim(name: &HeaderName) -> bool {
+    let n = name.as_str().as_bytes();
+    FORWARDING_CLAIMS
+        .iter()
+        .any(|claim| folded_eq(n, claim.as_bytes()))
+}
+
+/// Header-name equality as PHP/CGI-style upstreams see it: ASCII case ignored, and every
+/// byte that is not an ASCII letter or digit read as `-`.
+fn folded_eq(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c.is_ascii_alphanumeric() {
             c.to_ascii_lowercase()
+        } else {
+            b'-'
         }
     };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| norm(*x) == norm(*y))
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| fold(*x) == fold(*y))
 }
 
 /// Remove hop-by-hop headers, including those a `Connection` header lists.
@@ -90,22 +124,44 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Remove every header that could pose as identity, and the gateway's own bearer token.
-pub fn strip_identity_headers(
-    headers: &mut HeaderMap,
-    names: &IdentityNames,
-    drop_authorization: bool,
-) {
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| names.is_spoofable(n))
-        .cloned()
-        .collect();
-    for name in spoofed {
+/// Remove every header that could pose as identity, and every `Authorization` value that
+/// is the gateway's own bearer token (other `Authorization` values stay).
+pub fn strip_identity_headers(headers: &mut HeaderMap, names: &IdentityNames) {
+    remove_matching(headers, |n| names.is_spoofable(n));
+    strip_gateway_tokens(headers);
+}
+
+/// From a peer that is not a trusted proxy: remove its forwarding claims, look-alikes too.
+pub fn strip_forwarding_claims(headers: &mut HeaderMap) {
+    remove_matching(headers, is_forwarding_claim);
+}
+
+/// Remove every header whose name `doomed` picks (no allocation when none is picked).
+fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
         headers.remove(&name);
     }
-    if drop_authorization {
-        headers.remove(header::AUTHORIZATION);
+}
+
+fn is_gateway_bearer(value: &&HeaderValue) -> bool {
+    token::gateway_token(value.as_bytes()).is_some()
+}
+
+/// Remove the `Authorization` values that carry a gateway token, keeping the others.
+fn strip_gateway_tokens(headers: &mut HeaderMap) {
+    let values = headers.get_all(header::AUTHORIZATION);
+    if !values.iter().any(|v| is_gateway_bearer(&v)) {
+        return;
+    }
+    let keep: Vec<HeaderValue> = values
+        .iter()
+        .filter(|v| !is_gateway_bearer(v))
+        .cloned()
+        .collect();
+    headers.remove(header::AUTHORIZATION);
+    for value in keep {
+        headers.append(header::AUTHORIZATION, value);
     }
 }
 
@@ -134,35 +190,36 @@ pub fn inject_identity(headers: &mut HeaderMap, names: &IdentityNames, id: &Iden
 
 /// What the gateway knows about the hop it received the request on.
 pub struct Hop<'a> {
-    pub peer_ip: std::net::IpAddr,
-    pub trusted: bool,
+    /// The socket peer, whether it is trusted, and the client IP behind it.
+    pub client: ClientAddr,
     pub scheme: &'static str,
     /// The incoming Host (or HTTP/2 `:authority`).
     pub host: Option<&'a HeaderValue>,
 }
 
-/// Set X-Forwarded-For/Proto/Host: replaced for an untrusted peer, extended for a trusted one.
+/// Set X-Forwarded-For/Proto/Host (replaced for an untrusted peer, extended for a trusted
+/// one) and X-Real-IP (the client IP, always).
 pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    let peer = hop.peer_ip.to_string();
-    let xff = if hop.trusted {
-        let prior: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if prior.is_empty() {
-            peer
-        } else {
-            format!("{}, {peer}", prior.join(", "))
-        }
+    let ClientAddr {
+        peer,
+        peer_trusted,
+        ip,
+    } = hop.client;
+    let peer_value = ip_value(peer);
+    let xff = if peer_trusted {
+        appended_forwarded_for(headers, peer)
     } else {
-        headers.remove(header::FORWARDED);
-        peer
+        peer_value.clone()
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert("x-forwarded-for", v);
     }
-    let keep = |headers: &HeaderMap, name: &str| hop.trusted && headers.contains_key(name);
+    let real_ip = if ip == peer { peer_value } else { ip_value(ip) };
+    match real_ip {
+        Some(v) => headers.insert("x-real-ip", v),
+        None => headers.remove("x-real-ip"),
+    };
+    let keep = |headers: &HeaderMap, name: &str| peer_trusted && headers.contains_key(name);
     if !keep(headers, "x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static(hop.scheme));
     }
@@ -174,89 +231,20 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    fn names() -> IdentityNames {
-        let c = Config::from_toml(
-            "[[apps]]\nappid='a'\nsecret='s'\n[identity_headers]\naccount_id='X-User-Id'\n",
-            std::path::Path::new("."),
-        );
-        match c {
-            Ok(c) => IdentityNames::new(&c.identity_headers),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    #[test]
-    fn strips_every_spoofing_variant() {
-        let n = names();
-        let mut h = HeaderMap::new();
-        for name in [
-            "x-wx-openid",
-            "X_WX_OPENID",
-            "x-wx_anything",
-            "x_user_id",
-            "X-User-Id",
-        ] {
-            h.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap_or(header::ACCEPT),
-                HeaderValue::from_static("forged"),
-            );
-        }
-        h.insert("x-wxfoo", HeaderValue::from_static("keep"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer wxg_x"),
-        );
-        strip_identity_headers(&mut h, &n, true);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-wxfoo"));
-    }
-
-    #[test]
-    fn strips_connection_listed_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Foo"));
-        h.insert("x-foo", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-bar", HeaderValue::from_static("2"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-bar"));
-    }
-
-    #[test]
-    fn forwarded_headers_from_untrusted_and_trusted_peers() {
-        let host = HeaderValue::from_static("app.example.com");
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        let hop = Hop {
-            peer_ip: "1.2.3.4"
-                .parse()
-                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-            trusted: false,
-            scheme: "http",
-            host: Some(&host),
-        };
-        set_forwarded(&mut h, &hop);
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "app.example.com");
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        set_forwarded(
-            &mut h,
-            &Hop {
-                trusted: true,
-                ..hop
-            },
-        );
-        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 1.2.3.4");
-        assert_eq!(h["x-forwarded-proto"], "https");
-    }
+fn ip_value(ip: std::net::IpAddr) -> Option<HeaderValue> {
+    HeaderValue::try_from(ip.to_string()).ok()
 }
+
+/// A trusted proxy's X-Forwarded-For values, joined in order, with its own IP appended.
+fn appended_forwarded_for(headers: &HeaderMap, peer: std::net::IpAddr) -> Option<HeaderValue> {
+    let mut joined = Vec::new();
+    for value in &headers.get_all("x-forwarded-for") {
+        joined.extend_from_slice(value.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(peer.to_string().as_bytes());
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use crate::auth;
 use crate::config::{AuthMode, Unbound};
 use crate::error::GatewayError;
 use crate::http::{Body, BoxError, Client, RequestBody};
-use crate::limit;
+use crate::limit::ClientAddr;
 use crate::router::ConnInfo;
 use crate::session::{Credential, Session};
 use crate::state::{AppState, Route};
@@ -49,19 +49,10 @@ pub async fn forward(
     let credential = Credential::from_header(
         req.headers()
             .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
+            .map(HeaderValue::as_bytes),
     );
-    let is_gateway_token = matches!(credential, Credential::Gateway(_));
     let caller = authorize(state, route.config.auth, credential).await?;
-    let upstream_req = rewrite_request(
-        state,
-        route,
-        req,
-        conn,
-        request_id,
-        caller.as_ref(),
-        is_gateway_token,
-    )?;
+    let upstream_req = rewrite_request(state, route, req, conn, request_id, caller.as_ref())?;
     let response = send(route, upstream_req).await?;
     Ok(rewrite_response(response))
 }
@@ -98,7 +89,9 @@ async fn authorize(
     Ok(Some(Caller { session, who }))
 }
 
-/// Phase 2: the request as the upstream will see it.
+/// Phase 2: the request as the upstream will see it: hop-by-hop headers, identity
+/// look-alikes and gateway tokens removed (and an untrusted peer's forwarding claims),
+/// verified identity injected, X-Forwarded-* and X-Real-IP set.
 fn rewrite_request(
     state: &AppState,
     route: &Route,
@@ -106,9 +99,13 @@ fn rewrite_request(
     conn: ConnInfo,
     request_id: &HeaderValue,
     caller: Option<&Caller>,
-    is_gateway_token: bool,
 ) -> Result<Request<Body>, GatewayError> {
     let (mut parts, body) = req.into_parts();
+    let client = ClientAddr::of(
+        conn.peer.ip(),
+        &parts.headers,
+        &state.config.server.trusted_proxies,
+    );
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -116,7 +113,10 @@ fn rewrite_request(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::strip_identity_headers(&mut parts.headers, &state.identity, is_gateway_token);
+    headers::strip_identity_headers(&mut parts.headers, &state.identity);
+    if !client.peer_trusted {
+        headers::strip_forwarding_claims(&mut parts.headers);
+    }
     if let Some(caller) = caller {
         let s = &caller.session;
         let identity = Identity {
@@ -128,10 +128,8 @@ fn rewrite_request(
         };
         headers::inject_identity(&mut parts.headers, &state.identity, &identity);
     }
-    let peer_ip = limit::canonical(conn.peer.ip());
     let hop = Hop {
-        peer_ip,
-        trusted: limit::peer_is_trusted(peer_ip, &state.config.server.trusted_proxies),
+        client,
         scheme: if conn.tls { "https" } else { "http" },
         host: host.as_ref(),
     };
@@ -146,7 +144,9 @@ fn rewrite_request(
     Ok(Request::from_parts(parts, limited.boxed()))
 }
 
-/// The upstream URI: its scheme and authority, its path prefix, then the request's path and query.
+/// The upstream URI: its scheme and authority, its path prefix, then the request's path
+/// and query. The router has already put the path in normal form (unreserved escapes
+/// decoded), so the upstream sees the very path the route was matched on.
 fn upstream_uri(route: &Route, incoming: &Uri) -> Result<Uri, GatewayError> {
     let upstream = &route.config.upstream;
     let pq = incoming.path_and_query().map_or("/", PathAndQuery::as_str);

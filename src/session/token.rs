@@ -72,12 +72,13 @@ impl fmt::Debug for TokenHash {
 }
 
 /// What an `Authorization` header holds, as far as the gateway cares.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Credential<'a> {
     /// No `Authorization` header.
     None,
-    /// `Bearer wxg_…`: the gateway's own; never forwarded.
-    Gateway(&'a str),
+    /// A bearer credential starting `wxg_`: the gateway's own; never forwarded. Bytes, so
+    /// that a value with a byte that is not text is still recognised (it matches no session).
+    Gateway(&'a [u8]),
     /// Anything else: the legacy service's own credential.
     Foreign,
 }
@@ -85,34 +86,45 @@ pub enum Credential<'a> {
 impl<'a> Credential<'a> {
     /// Classify an `Authorization` header value.
     pub fn from_header(value: Option<&'a [u8]>) -> Self {
-        let Some(value) = value else {
-            return Self::None;
-        };
-        let Ok(value) = std::str::from_utf8(value) else {
-            return Self::Foreign;
-        };
-        let value = value.trim();
-        let Some((scheme, rest)) = value.split_once(' ') else {
-            return Self::Foreign;
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Self::Foreign;
-        }
-        let token = rest.trim_start();
-        if token.starts_with(TOKEN_PREFIX) {
-            Self::Gateway(token)
-        } else {
-            Self::Foreign
+        match value.map(gateway_token) {
+            None => Self::None,
+            Some(Some(token)) => Self::Gateway(token),
+            Some(None) => Self::Foreign,
         }
     }
 }
 
-/// Whether a `wxg_` token has the exact shape the gateway mints (cheap pre-check).
-pub fn is_well_formed(token: &str) -> bool {
-    token.len() == TOKEN_PREFIX.len() + TOKEN_BODY_LEN
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Gateway(_) => "Gateway(wxg_***)",
+            Self::Foreign => "Foreign",
+        })
+    }
+}
+
+/// The token of an `Authorization` value that is a gateway bearer credential: the scheme
+/// `Bearer` in any case, then whitespace (spaces or tabs, at least one), then `wxg_…`.
+/// Works on bytes: a value need not be text to be the gateway's.
+pub fn gateway_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.trim_ascii().split_at_checked(6)?;
+    let token = rest.trim_ascii_start();
+    let separated = token.len() < rest.len();
+    (separated
+        && scheme.eq_ignore_ascii_case(b"bearer")
+        && token.starts_with(TOKEN_PREFIX.as_bytes()))
+    .then_some(token)
+}
+
+/// The token as text when it has the exact shape the gateway mints (cheap pre-check).
+pub fn well_formed(token: &[u8]) -> Option<&str> {
+    let shaped = token.len() == TOKEN_PREFIX.len() + TOKEN_BODY_LEN
+        && token.starts_with(TOKEN_PREFIX.as_bytes())
         && token[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    shaped.then(|| std::str::from_utf8(token).ok()).flatten()
 }
 
 #[cfg(test)]
@@ -123,7 +135,8 @@ mod tests {
     fn minted_tokens_are_well_formed_and_distinct() {
         let a = Token::mint().map(|t| t.0).unwrap_or_default();
         let b = Token::mint().map(|t| t.0).unwrap_or_default();
-        assert!(is_well_formed(&a), "{a}");
+        assert_eq!(well_formed(a.as_bytes()), Some(a.as_str()));
+        assert_eq!(well_formed(b"wxg_short"), None);
         assert_ne!(a, b);
         assert_ne!(TokenHash::of(&a), TokenHash::of(&b));
     }
@@ -131,21 +144,40 @@ mod tests {
     #[test]
     fn classifies_authorization_headers() {
         assert_eq!(Credential::from_header(None), Credential::None);
+        let gateway: &[&[u8]] = &[
+            b"Bearer wxg_abc",
+            b"bearer  wxg_abc",
+            b"BEARER\twxg_abc",
+            b"bEaReR \t wxg_abc ",
+            b" Bearer wxg_abc",
+        ];
+        for value in gateway {
+            assert_eq!(
+                Credential::from_header(Some(value)),
+                Credential::Gateway(b"wxg_abc"),
+                "{value:?}"
+            );
+        }
         assert_eq!(
-            Credential::from_header(Some(b"Bearer wxg_abc")),
-            Credential::Gateway("wxg_abc")
+            Credential::from_header(Some(b"Bearer wxg_\xffabc")),
+            Credential::Gateway(b"wxg_\xffabc")
         );
-        assert_eq!(
-            Credential::from_header(Some(b"bearer  wxg_abc")),
-            Credential::Gateway("wxg_abc")
-        );
-        assert_eq!(
-            Credential::from_header(Some(b"Bearer other")),
-            Credential::Foreign
-        );
-        assert_eq!(
-            Credential::from_header(Some(b"Basic dXNlcjpwYXNz")),
-            Credential::Foreign
-        );
+        let foreign: &[&[u8]] = &[
+            b"Bearer other",
+            b"Basic dXNlcjpwYXNz",
+            b"Bearerwxg_abc",
+            b"Bearer",
+            b"Bearer ",
+            b"Token wxg_abc",
+            b"\xff wxg_abc",
+            b"",
+        ];
+        for value in foreign {
+            assert_eq!(
+                Credential::from_header(Some(value)),
+                Credential::Foreign,
+                "{value:?}"
+            );
+        }
     }
 }
