@@ -2,8 +2,10 @@
 //!
 //! One [`RedisBackend`] holds a self-reconnecting connection (single node through the
 //! connection manager, or Redis Cluster), the key prefix and the [`seal::Sealer`]. Every
-//! command is bounded by a timeout and timed into the store-latency histogram; a failure
-//! becomes `store_unavailable`, never a panic or a hang.
+//! command is bounded by a timeout and timed into the store-latency histogram; a command
+//! that met a broken connection is sent once more on a new one within that bound, so the
+//! first request after an outage succeeds; any other failure becomes `store_unavailable`,
+//! never a panic or a hang.
 
 pub mod seal;
 pub mod tokens;
@@ -154,10 +156,10 @@ impl RedisBackend {
         op: &'static str,
         cmd: &Cmd,
     ) -> Result<T, GatewayError> {
-        self.timed(op, async {
-            let mut conn = self.conn().await?;
-            Ok(cmd.query_async::<T>(&mut conn).await)
-        })
+        self.timed(
+            op,
+            self.reconnecting(|mut conn| async move { cmd.query_async::<T>(&mut conn).await }),
+        )
         .await
     }
 
@@ -173,11 +175,36 @@ impl RedisBackend {
         for arg in args {
             invocation.arg(*arg);
         }
-        self.timed(op, async {
-            let mut conn = self.conn().await?;
-            Ok(invocation.invoke_async::<T>(&mut conn).await)
-        })
+        let invocation = &invocation;
+        self.timed(
+            op,
+            self.reconnecting(
+                |mut conn| async move { invocation.invoke_async::<T>(&mut conn).await },
+            ),
+        )
         .await
+    }
+
+    /// Run `attempt` on the connection, and once more after a connection-class failure: by
+    /// then the connection manager (or the cluster client) has started re-establishing the
+    /// connection, so the second attempt waits for the new one instead of answering the
+    /// error of a reconnect that failed while Redis was down. Safe because every command
+    /// sent here is idempotent: GET, SET, DEL and scripts that compare before they change.
+    async fn reconnecting<T, F, Fut>(
+        &self,
+        attempt: F,
+    ) -> Result<redis::RedisResult<T>, GatewayError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match attempt(self.conn().await?).await {
+            Err(e) if is_connection_error(&e) => {
+                tracing::debug!(error = %e, "redis connection lost; retrying once on a new one");
+                Ok(attempt(self.conn().await?).await)
+            }
+            done => Ok(done),
+        }
     }
 
     /// Bound `work` by the timeout, time it, and turn every failure into `store_unavailable`.
@@ -210,4 +237,9 @@ impl RedisBackend {
             .await
             .map(drop)
     }
+}
+
+/// A broken, reset or refused connection (not a timeout: the time is spent by then).
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    (e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error()) && !e.is_timeout()
 }

@@ -2,8 +2,10 @@
 //!
 //! `token:{appid}` is a hash of the token's keyed fingerprint and its sealed value, expiring
 //! with the token; `token-lock:{appid}` is the refresh lock (`SET NX PX`, released only by
-//! its holder). Compare-then-expire runs as one script, so a hundred replicas reporting the
-//! same failed token delete it once.
+//! its holder). Every command here is safe to send twice, as the backend does after a
+//! broken connection: taking the lock is a script that also answers "yours" to its holder,
+//! and compare-then-expire runs as one script, so a hundred replicas reporting the same
+//! failed token delete it once.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +35,16 @@ if redis.call('HGET', KEYS[1], 'fp') == ARGV[1] then
 end
 return 0";
 
+/// Idempotent, so a retry after a lost reply still knows the lock is ours.
+const LOCK: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0";
+
 const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -56,6 +68,7 @@ pub struct RedisTokens {
     backend: Arc<RedisBackend>,
     save: Script,
     expire_if: Script,
+    lock: Script,
     unlock: Script,
 }
 
@@ -65,6 +78,7 @@ impl RedisTokens {
             backend,
             save: Script::new(SAVE),
             expire_if: Script::new(EXPIRE_IF),
+            lock: Script::new(LOCK),
             unlock: Script::new(UNLOCK),
         }
     }
@@ -136,14 +150,17 @@ impl SharedTokens for RedisTokens {
         getrandom::fill(&mut id).map_err(|_| GatewayError::Internal("OS RNG failed".into()))?;
         let id = super::seal::hex(&id);
         let key = self.backend.key("token-lock", appid);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key)
-            .arg(&id)
-            .arg("NX")
-            .arg("PX")
-            .arg(LOCK_TTL.as_millis() as u64);
-        let taken: Option<String> = self.backend.run("token_lock", &cmd).await?;
-        Ok(taken.map(|_| id))
+        let ttl = LOCK_TTL.as_millis().to_string();
+        let taken: i64 = self
+            .backend
+            .eval(
+                "token_lock",
+                &self.lock,
+                &key,
+                &[id.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        Ok((taken == 1).then_some(id))
     }
 
     async fn unlock(&self, appid: &str, lock: &str) -> Result<(), GatewayError> {

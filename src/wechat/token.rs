@@ -6,30 +6,26 @@
 //! most five minutes remain — the only window in which stable_token hands out a new token —
 //! treats an unchanged answer as "not yet", and keeps serving the old token meanwhile. A
 //! token WeChat rejected is expired only if it is still the cached one (compare-then-expire),
-//! so a burst of failures causes one refresh, not many.
+//! so a burst of failures causes one refresh, not many — and it is remembered: not cached
+//! again nor adopted from the shared store (where a replica may have read it just before it
+//! was expired), so the retry of a call it failed runs with another token. Only when
+//! stable_token hands it out twice in a row is it WeChat's current token after all.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+mod source;
 
-use bytes::Bytes;
-use http::Method;
-use serde::Deserialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use tokio::time::Instant;
 
+use self::source::{Source, refresh_loop};
 use super::WechatClient;
 use crate::config::AppConfig;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 
-/// stable_token hands out a new token only when the old one has less than this left.
-const REFRESH_WINDOW: Duration = Duration::from_secs(300);
-/// Jitter added to the start of the refresh window, so replicas do not ask in lock-step.
-const MAX_JITTER: Duration = Duration::from_secs(20);
-/// How long to wait before asking again after an unchanged token or a failure.
-const RETRY_AFTER: Duration = Duration::from_secs(20);
-/// How often a replica looks for another replica's fresh token while that one holds the lock.
-const SHARED_POLL: Duration = Duration::from_millis(50);
+/// How many refused tokens an app remembers (the newest; WeChat never revives old ones).
+const REFUSED_KEPT: usize = 4;
 
 /// A cached access_token.
 #[derive(Clone)]
@@ -66,24 +62,20 @@ pub trait SharedTokens: Send + Sync + 'static {
     async fn unlock(&self, appid: &str, lock: &str) -> Result<(), GatewayError>;
 }
 
-#[derive(Deserialize)]
-struct StableTokenAnswer {
-    access_token: String,
-    expires_in: u64,
-}
-
+/// One app's token state in this process.
 struct AppTokens {
     app: AppConfig,
-    current: Mutex<Option<AccessToken>>,
+    slot: Mutex<Slot>,
     /// Held while a fetch is in flight in this process: the single-flight gate.
     fetching: tokio::sync::Mutex<()>,
     refresher: std::sync::Once,
 }
 
-/// Where tokens come from: WeChat, through the shared store when there is one.
-struct Source {
-    wechat: Arc<WechatClient>,
-    shared: Option<Arc<dyn SharedTokens>>,
+/// The cached token and the tokens WeChat refused lately (never the cached one).
+#[derive(Default)]
+struct Slot {
+    current: Option<AccessToken>,
+    refused: VecDeque<Secret>,
 }
 
 /// Access tokens for every configured app.
@@ -103,7 +95,7 @@ impl TokenManager {
             .map(|a| {
                 let tokens = AppTokens {
                     app: a.clone(),
-                    current: Mutex::new(None),
+                    slot: Mutex::default(),
                     fetching: tokio::sync::Mutex::new(()),
                     refresher: std::sync::Once::new(),
                 };
@@ -122,7 +114,8 @@ impl TokenManager {
             .ok_or_else(|| GatewayError::invalid("unknown `appid`"))
     }
 
-    /// A valid token for the app: the cached one, or one obtained now (single-flight).
+    /// A valid token for the app that WeChat has not refused here: the cached one, or one
+    /// obtained now (single-flight).
     pub async fn get(&self, appid: &str) -> Result<AccessToken, GatewayError> {
         let app = self.app(appid)?;
         if let Some(t) = app.cached() {
@@ -133,20 +126,20 @@ impl TokenManager {
             return Ok(t);
         }
         let fresh = self.source.obtain(app).await?;
-        app.store(fresh.clone());
+        app.store(&fresh);
         app.refresher.call_once(|| {
             tokio::spawn(refresh_loop(Arc::downgrade(app), self.source.clone()));
         });
         Ok(fresh)
     }
 
-    /// Compare-then-expire: forget `failed` only if it is still the cached token, here
-    /// and in the shared store.
+    /// `failed` was refused by WeChat: remember that, and forget it if it is still the
+    /// cached token, here and in the shared store (compare-then-expire).
     pub async fn expire_if_current(&self, appid: &str, failed: &str) {
         let Some(app) = self.apps.get(appid) else {
             return;
         };
-        let expired_here = app.expire_if(failed);
+        let expired_here = app.refuse(failed);
         let expired_shared = match &self.source.shared {
             Some(shared) => shared.expire_if(appid, failed).await.unwrap_or(false),
             None => false,
@@ -157,7 +150,8 @@ impl TokenManager {
     }
 
     /// Run a call that needs the app's token; on 40001/40014/42001 expire that token (if
-    /// still current), obtain a fresh one and run the call once more.
+    /// still current), obtain another and run the call once more (with the same token only
+    /// if stable_token handed it out twice since: then the refusal was WeChat's hiccup).
     pub async fn with_token<T, F, Fut>(&self, appid: &str, call: F) -> Result<T, GatewayError>
     where
         F: Fn(Secret) -> Fut,
@@ -179,194 +173,58 @@ impl TokenManager {
 }
 
 impl AppTokens {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn cached(&self) -> Option<AccessToken> {
-        self.current
-            .lock()
-            .ok()?
+        self.slot()
+            .current
             .as_ref()
             .filter(|t| t.is_valid())
             .cloned()
     }
 
-    fn store(&self, token: AccessToken) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = Some(token);
+    /// Cache `token`, unless WeChat refused it meanwhile (a caller may have loaded it from
+    /// the shared store just before another expired it).
+    fn store(&self, token: &AccessToken) {
+        let mut slot = self.slot();
+        if !slot.refused.contains(&token.token) {
+            slot.current = Some(token.clone());
         }
     }
 
-    fn expire_if(&self, failed: &str) -> bool {
-        let Ok(mut current) = self.current.lock() else {
-            return false;
-        };
-        let matches = current.as_ref().is_some_and(|t| t.token.expose() == failed);
-        if matches {
-            *current = None;
+    /// Remember `failed` as refused; forget it if cached. True when it was the cached one.
+    fn refuse(&self, failed: &str) -> bool {
+        let mut slot = self.slot();
+        if !slot.refused.iter().any(|t| t.expose() == failed) {
+            if slot.refused.len() == REFUSED_KEPT {
+                slot.refused.pop_front();
+            }
+            slot.refused.push_back(Secret::new(failed));
         }
-        matches
-    }
-}
-
-impl Source {
-    /// A token when none is cached here: WeChat directly, or the shared store's (fetching
-    /// it under the shared lock when it has none).
-    async fn obtain(&self, app: &AppTokens) -> Result<AccessToken, GatewayError> {
-        let Some(shared) = &self.shared else {
-            return self.fetch(app).await;
-        };
-        let appid = app.app.appid.as_str();
-        let deadline = Instant::now() + self.wechat.timeout() * 2;
-        loop {
-            if let Some(t) = shared.load(appid).await?.filter(AccessToken::is_valid) {
-                return Ok(t);
-            }
-            if let Some(lock) = shared.try_lock(appid).await? {
-                let result = self.fetch_and_share(shared.as_ref(), app, None).await;
-                let _ = shared.unlock(appid, &lock).await;
-                return result.map(|(t, _)| t);
-            }
-            if Instant::now() > deadline {
-                return Err(GatewayError::WechatUnavailable { errcode: None });
-            }
-            tokio::time::sleep(SHARED_POLL).await;
+        let cached = slot
+            .current
+            .as_ref()
+            .is_some_and(|t| t.token.expose() == failed);
+        if cached {
+            slot.current = None;
         }
+        cached
     }
 
-    /// Under the shared lock: adopt a token another replica stored meanwhile (unless it is
-    /// `current`), else fetch and store one. Returns the token and whether it is new.
-    async fn fetch_and_share(
-        &self,
-        shared: &dyn SharedTokens,
-        app: &AppTokens,
-        current: Option<&AccessToken>,
-    ) -> Result<(AccessToken, bool), GatewayError> {
-        let appid = app.app.appid.as_str();
-        let differs = |t: &AccessToken| current.is_none_or(|c| c.token != t.token);
-        if let Some(t) = shared.load(appid).await?.filter(AccessToken::is_valid)
-            && differs(&t)
-        {
-            return Ok((t, true));
-        }
-        let fresh = self.fetch(app).await?;
-        let changed = differs(&fresh);
-        shared.save(appid, &fresh).await?;
-        Ok((fresh, changed))
+    /// Whether WeChat refused `token` here.
+    fn refused(&self, token: &AccessToken) -> bool {
+        self.slot().refused.contains(&token.token)
     }
 
-    /// Ask stable_token (normal mode) for the app's token.
-    async fn fetch(&self, app: &AppTokens) -> Result<AccessToken, GatewayError> {
-        let body = serde_json::json!({
-            "grant_type": "client_credential",
-            "appid": app.app.appid,
-            "secret": app.app.secret.expose(),
-            "force_refresh": false,
-        });
-        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        let metrics = self.wechat.metrics();
-        let answer = self
-            .wechat
-            .call(
-                "stable_token",
-                Method::POST,
-                "/cgi-bin/stable_token",
-                Some(body),
-            )
-            .await
-            .and_then(|v| {
-                serde_json::from_value::<StableTokenAnswer>(v)
-                    .ok()
-                    .filter(|a| !a.access_token.is_empty())
-                    .ok_or(GatewayError::Wechat {
-                        errcode: None,
-                        detail: "stable_token answer without access_token".into(),
-                    })
-            });
-        match answer {
-            Ok(a) => {
-                metrics.record_token_event("fetched");
-                Ok(AccessToken {
-                    token: Secret::new(a.access_token),
-                    expires_at: Instant::now() + Duration::from_secs(a.expires_in),
-                })
-            }
-            Err(e) => {
-                metrics.record_token_event("fetch_failed");
-                Err(e)
-            }
-        }
+    /// Valid and not refused: fit to be cached, adopted or handed out.
+    fn usable(&self, token: &AccessToken) -> bool {
+        token.is_valid() && !self.refused(token)
     }
 
-    /// One background refresh: `Ok(true)` when a new token replaced the current one.
-    async fn refresh(&self, app: &AppTokens) -> Result<bool, GatewayError> {
-        let _gate = app.fetching.lock().await;
-        let current = app.cached();
-        let (fresh, changed) = match &self.shared {
-            None => {
-                let fresh = self.fetch(app).await?;
-                let changed = current.as_ref().is_none_or(|c| c.token != fresh.token);
-                (fresh, changed)
-            }
-            Some(shared) => {
-                let Some(lock) = shared.try_lock(&app.app.appid).await? else {
-                    return Ok(false);
-                };
-                let result = self
-                    .fetch_and_share(shared.as_ref(), app, current.as_ref())
-                    .await;
-                let _ = shared.unlock(&app.app.appid, &lock).await;
-                result?
-            }
-        };
-        app.store(fresh);
-        Ok(changed)
+    /// stable_token insists on `token`: it is WeChat's current one after all.
+    fn forgive(&self, token: &AccessToken) {
+        self.slot().refused.retain(|t| *t != token.token);
     }
-}
-
-/// Refresh each token once it enters stable_token's renewal window.
-async fn refresh_loop(app: Weak<AppTokens>, source: Arc<Source>) {
-    loop {
-        let wake = {
-            let Some(app) = app.upgrade() else { return };
-            match app.cached() {
-                Some(t) => {
-                    let left = t.expires_at.saturating_duration_since(Instant::now());
-                    t.expires_at
-                        .checked_sub(REFRESH_WINDOW)
-                        .unwrap_or_else(Instant::now)
-                        + jitter(left)
-                }
-                None => Instant::now() + RETRY_AFTER,
-            }
-        };
-        tokio::time::sleep_until(wake).await;
-        let Some(app) = app.upgrade() else { return };
-        let appid = app.app.appid.as_str();
-        let outcome = source.refresh(&app).await;
-        let left = app.cached().map_or(Duration::ZERO, |t| {
-            t.expires_at.saturating_duration_since(Instant::now())
-        });
-        match outcome {
-            Ok(true) => {
-                tracing::info!(appid, "access_token refreshed");
-                continue;
-            }
-            Ok(false) => tracing::debug!(appid, "access_token unchanged; asking again later"),
-            Err(e) => tracing::warn!(
-                appid,
-                code = e.code(),
-                "access_token refresh failed; serving the current token"
-            ),
-        }
-        tokio::time::sleep(retry_after(left)).await;
-    }
-}
-
-/// Spread replicas over the start of the window, never past a tenth of the token's life.
-fn jitter(left: Duration) -> Duration {
-    let cap = MAX_JITTER.min(left / 10).as_millis() as u64;
-    Duration::from_millis(getrandom::u64().unwrap_or(0) % cap.max(1))
-}
-
-/// Ask more often as expiry nears: a quarter of what is left, between 200 ms and 20 s.
-fn retry_after(left: Duration) -> Duration {
-    (left / 4).clamp(Duration::from_millis(200), RETRY_AFTER)
 }

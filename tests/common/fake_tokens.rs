@@ -4,7 +4,8 @@
 //! the window, the old one staying valid until its own expiry; `getuserphonenumber` checks
 //! the access_token (40001 unknown or invalidated, 42001 expired) and answers single-use
 //! phone codes. Test controls: invalidate the current token (as a `force_refresh`
-//! elsewhere would), queue token errors, fail stable_token, and count everything.
+//! elsewhere would; optionally with stable_token still handing it out a few times), queue
+//! token errors, fail stable_token, and count everything.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -43,6 +44,8 @@ pub struct TokenState {
     phone_codes: HashMap<String, PhoneEntry>,
     queued_errors: VecDeque<i64>,
     stable_error: Option<i64>,
+    /// stable_token answers still handing out an invalidated token (a lagging invalidation).
+    stale_answers: usize,
     rejected: usize,
     force_refreshes: usize,
 }
@@ -57,6 +60,7 @@ impl Default for TokenState {
             phone_codes: HashMap::new(),
             queued_errors: VecDeque::new(),
             stable_error: None,
+            stale_answers: 0,
             rejected: 0,
             force_refreshes: 0,
         }
@@ -95,6 +99,9 @@ pub(super) fn stable_token(state: &Mutex<WxState>, body: &[u8]) -> Value {
         if force {
             t.invalid = true;
         } else if !t.invalid && left >= tk.window {
+            return json!({"access_token": t.token, "expires_in": left.as_secs()});
+        } else if t.invalid && tk.stale_answers > 0 && !left.is_zero() {
+            tk.stale_answers -= 1;
             return json!({"access_token": t.token, "expires_in": left.as_secs()});
         }
     }
@@ -217,6 +224,13 @@ impl FakeWechat {
                 t.issued[i].invalid = true;
             }
         });
+    }
+
+    /// Invalidate `appid`'s current token, but let stable_token hand it out `stale` more
+    /// times (its answers lag behind the invalidation), then a new one.
+    pub fn invalidate_token_lagging(&self, appid: &str, stale: usize) {
+        self.invalidate_token(appid);
+        self.tokens(|t| t.stale_answers = stale);
     }
 
     /// The next getuserphonenumber calls answer these errcodes, one each, whatever the
