@@ -4,7 +4,8 @@
 //! Steps: rate limit (the login bucket), authenticate, exchange the code with the app's
 //! access_token (retried once on a rejected token), normalise to E.164, refuse a phone
 //! that maps to another account than the session's (409, nothing changes), record the
-//! durable binding, then update the session so the next proxied request carries it.
+//! durable binding, then update the session so the next proxied request carries it — only
+//! if it still exists: a token revoked while WeChat answered gets 401, never revived.
 
 use std::sync::Arc;
 
@@ -68,7 +69,10 @@ async fn verify(
         phone: Some(e164.clone()),
         ..(*session).clone()
     });
-    state.store.put(hash, updated).await?;
+    // only a session that still exists: a logout during the WeChat call stays a logout
+    if !state.store.update(hash, updated).await? {
+        return Err(GatewayError::Unauthenticated);
+    }
     Ok(json(
         StatusCode::OK,
         &PhoneResponse {
