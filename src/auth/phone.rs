@@ -1,7 +1,8 @@
 //! `POST {auth_prefix}/phone`: a `getPhoneNumber` code in, a verified phone (and maybe an
 //! account) on the session.
 //!
-//! Steps: rate limit (the login bucket), authenticate, exchange the code with the app's
+//! Steps: rate limit (the login bucket), authenticate, exchange the code together with the
+//! session's openid (so WeChat refuses a code another user's button made) with the app's
 //! access_token (retried once on a rejected token), normalise to E.164, refuse a phone
 //! that maps to another account than the session's (409, nothing changes), record the
 //! durable binding, then update the session so the next proxied request carries it — only
@@ -59,8 +60,8 @@ async fn verify(
         .tokens
         .with_token(&appid, |token| {
             let (wechat, appid) = (state.wechat.clone(), appid.clone());
-            let code = code.to_string();
-            async move { wechat.phone_number(&token, &appid, &code).await }
+            let (openid, code) = (session.openid.clone(), code.to_string());
+            async move { wechat.phone_number(&token, &appid, &openid, &code).await }
         })
         .await?;
     let e164 = e164_of(&info)?;
