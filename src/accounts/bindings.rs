@@ -1,4 +1,9 @@
-//! Durable bindings: openid → verified phone and account, recorded by `/wx/phone`.
+//! Durable bindings: openid → verified phone, recorded by `/wx/phone`.
+//!
+//! A binding keeps the phone only; the account that phone maps to is looked up in the
+//! current accounts file each time (see [`super::AccountResolver::resolve`]), so editing
+//! the file moves bound users. Bindings written by earlier versions, which also carried an
+//! `account_id`, still load: the field is ignored.
 //!
 //! [`BindingStore`] is the seam; [`LocalBindings`] keeps them in redb under
 //! `[session] data_dir` (each write an fsynced transaction, so a restart or a crash loses
@@ -18,25 +23,26 @@ use crate::error::GatewayError;
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
 const FILE_NAME: &str = "bindings.redb";
 
-/// What the gateway remembers about one WeChat user of one app.
+/// What the gateway remembers about one WeChat user of one app. Unknown fields (the
+/// `account_id` copy of earlier versions) are ignored when reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     /// Verified phone, E.164.
+    #[serde(default)]
     pub phone: Option<String>,
-    /// The account the verified phone mapped to when it was bound.
-    pub account_id: Option<String>,
     /// Unix seconds.
+    #[serde(default)]
     pub bound_at: u64,
 }
 
 impl Binding {
-    pub fn new(phone: Option<String>, account_id: Option<String>) -> Self {
+    /// A binding to this verified E.164 phone, made now.
+    pub fn new(phone: String) -> Self {
         let bound_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         Self {
-            phone,
-            account_id,
+            phone: Some(phone),
             bound_at,
         }
     }
@@ -183,7 +189,7 @@ mod tests {
     async fn bindings_survive_reopening() {
         let dir = std::env::temp_dir().join(format!("wxgate-bindings-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let b = Binding::new(Some("+8613800138000".into()), Some("10003".into()));
+        let b = Binding::new("+8613800138000".into());
         {
             let store = LocalBindings::open(&dir).map_err(|e| e.to_string());
             let store = store.as_ref().map_err(String::as_str);
@@ -205,5 +211,43 @@ mod tests {
         assert_eq!(got.0.as_deref(), Some(&b));
         assert!(got.1.is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_redb_file_of_an_earlier_version_still_opens() {
+        let dir = std::env::temp_dir().join(format!("wxgate-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let old = br#"{"phone":"+8613800138000","account_id":"10003","bound_at":1}"#;
+        let written = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let db = Database::create(dir.join(FILE_NAME))?;
+            let txn = db.begin_write()?;
+            txn.open_table(TABLE)?.insert("wx1\no1", old.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })();
+        assert!(written.is_ok(), "{written:?}");
+        let phone = match LocalBindings::open(&dir) {
+            Ok(store) => store.get("wx1", "o1").await.ok().flatten(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            phone.and_then(|b| b.phone.clone()).as_deref(),
+            Some("+8613800138000")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bindings_of_earlier_versions_still_read() {
+        let old = br#"{"phone":"+8613800138000","account_id":"10003","bound_at":1700000000}"#;
+        let b: Result<Binding, _> = serde_json::from_slice(old);
+        assert_eq!(
+            b.ok(),
+            Some(Binding {
+                phone: Some("+8613800138000".into()),
+                bound_at: 1_700_000_000,
+            })
+        );
     }
 }
