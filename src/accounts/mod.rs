@@ -8,7 +8,9 @@
 //! waits on a lock. This module never talks to WeChat.
 
 pub mod bindings;
+mod disk;
 pub mod file;
+pub mod local_bindings;
 pub mod phone;
 pub mod redis_bindings;
 pub mod reload;
@@ -18,8 +20,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use bindings::{Binding, BindingStore, LocalBindings};
+pub use bindings::{Binding, BindingStore};
 pub use file::AccountsFile;
+pub use local_bindings::LocalBindings;
 
 use crate::session::Session;
 
