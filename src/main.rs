@@ -69,6 +69,7 @@ impl From<FormatArg> for LogFormat {
 }
 
 fn main() -> ExitCode {
+    ignore_sigxfsz();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +103,21 @@ fn main() -> ExitCode {
             eprintln!("wxgate: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A write past the file-size limit (`RLIMIT_FSIZE`: `ulimit -f`, a capped volume) raises
+/// SIGXFSZ, whose default action kills the process. Ignored, the write fails with `EFBIG`
+/// instead, the binding store answers 500 and heals once writes work again.
+///
+/// `libc::signal` with `SIG_IGN` rather than tokio's signal streams: ignoring is exactly
+/// the disposition POSIX ties to "fail with EFBIG", it needs no handler, no runtime and no
+/// listener kept alive, and it is set here before any thread exists.
+fn ignore_sigxfsz() {
+    // SAFETY: SIG_IGN installs no handler code, and no other thread is running yet.
+    let previous = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        eprintln!("wxgate: cannot ignore SIGXFSZ; a full file-size limit will stop the process");
     }
 }
 

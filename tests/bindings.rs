@@ -1,7 +1,8 @@
 //! Durable bindings with the memory store: they live under `[session] data_dir`, survive a
 //! graceful restart and a `kill -9` right after `/wx/phone` answered 200, carry phone and
 //! account into the next login without a WeChat phone call; the admin listener shows
-//! (`GET`) and removes (`DELETE`) them, and a removal reaches live sessions.
+//! (`GET`, with the account the current accounts file gives the phone) and removes
+//! (`DELETE`) them, and a removal reaches live sessions.
 
 mod common;
 
@@ -148,10 +149,12 @@ async fn admin_shows_and_deletes_bindings() {
     assert_error(&r, 404, "not_found");
 }
 
-/// The binding is the only source of the account once `[phone]` no longer maps the phone:
-/// a DELETE then takes the account from live sessions at their next request.
+/// The binding keeps the phone, not the account: once `[phone]` no longer maps the phone,
+/// live sessions lose the account at their next request (the phone stays), the admin view
+/// shows no account, and a DELETE then removes the binding itself.
+/// (Before bindings stopped copying the account, this test expected the account kept.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_binding_leaves_live_sessions_at_their_next_request() {
+async fn a_removed_phone_entry_leaves_live_sessions_at_their_next_request() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let data = tempfile::tempdir().unwrap();
     let gw = builder(&wx, &echo, data.path()).start().await;
@@ -170,17 +173,18 @@ async fn a_deleted_binding_leaves_live_sessions_at_their_next_request() {
     .await;
     assert!(reloaded, "the accounts file was not reloaded");
     assert_eq!(gw.call("GET", "/req/a", Some(&token)).await.status, 200);
-    assert_eq!(
-        echo.last().header("x-wx-account-id"),
-        Some("acct-bound"),
-        "binding kept"
-    );
+    let rec = echo.last();
+    assert!(rec.header("x-wx-account-id").is_none(), "{rec:?}");
+    assert_eq!(rec.header("x-wx-phone"), Some("+8613800138000"));
+    let b = binding(&gw, &wx.appid, "o-del").await.json();
+    assert_eq!(b["phone_number"], "+8613800138000", "{b}");
+    assert_eq!(b["account_id"], Value::Null, "{b}");
 
     let url = gw.admin_url(&format!("/bindings/{}/o-del", wx.appid));
     assert_eq!(send(client().delete(&url)).await.status, 204);
+    assert_error(&binding(&gw, &wx.appid, "o-del").await, 404, "not_found");
     assert_eq!(gw.call("GET", "/req/b", Some(&token)).await.status, 200);
-    let rec = echo.last();
-    assert!(rec.header("x-wx-account-id").is_none(), "{rec:?}");
+    assert!(echo.last().header("x-wx-account-id").is_none());
     assert_eq!(gw.session(&token).await.json()["account_id"], Value::Null);
 }
 

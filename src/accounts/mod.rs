@@ -1,12 +1,16 @@
 //! Identity → account resolution.
 //!
 //! The resolver answers "which company account is this WeChat user?" in the contract's
-//! order: a durable binding, then the accounts file by openid, by unionid, by verified
-//! phone. The file mapping sits behind an `ArcSwap`, so a reload swaps it whole and a
-//! request never waits on a lock. This module never talks to WeChat.
+//! order, always from the current accounts file: by openid, by unionid, then by the
+//! verified phone (the session's, or the one its durable binding recorded). Bindings keep
+//! the phone, never a copy of the account, so a file change moves bound users too. The
+//! file mapping sits behind an `ArcSwap`, so a reload swaps it whole and a request never
+//! waits on a lock. This module never talks to WeChat.
 
 pub mod bindings;
+mod disk;
 pub mod file;
+pub mod local_bindings;
 pub mod phone;
 pub mod redis_bindings;
 pub mod reload;
@@ -16,8 +20,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use bindings::{Binding, BindingStore, LocalBindings};
+pub use bindings::{Binding, BindingStore};
 pub use file::AccountsFile;
+pub use local_bindings::LocalBindings;
 
 use crate::session::Session;
 
@@ -55,23 +60,22 @@ impl AccountResolver {
         }
     }
 
-    /// The account and verified phone for this session, given its binding (if any):
-    /// binding → `[openid]` → `[unionid]` → the verified phone under `[phone]`.
+    /// The account and verified phone for this session, given its binding (if any), from
+    /// the current file: `[openid]` → `[unionid]` → the verified phone (the session's, else
+    /// the binding's) under `[phone]`.
     pub fn resolve(&self, session: &Session, binding: Option<&Binding>) -> Resolved {
         let phone: Option<Arc<str>> = session
             .phone
             .as_deref()
             .or_else(|| binding.and_then(|b| b.phone.as_deref()))
             .map(Arc::from);
-        let bound = binding.and_then(|b| b.account_id.as_deref()).map(Arc::from);
         let file = self.file.load();
-        let account = bound.or_else(|| {
-            file.openid
-                .get(&session.openid)
-                .or_else(|| session.unionid.as_deref().and_then(|u| file.unionid.get(u)))
-                .or_else(|| phone.as_deref().and_then(|p| file.phone.get(p)))
-                .cloned()
-        });
+        let account = file
+            .openid
+            .get(&session.openid)
+            .or_else(|| session.unionid.as_deref().and_then(|u| file.unionid.get(u)))
+            .or_else(|| phone.as_deref().and_then(|p| file.phone.get(p)))
+            .cloned();
         Resolved { account, phone }
     }
 

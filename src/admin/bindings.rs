@@ -1,11 +1,15 @@
 //! `GET` / `DELETE /bindings/{appid}/{openid}` for support desks.
 //!
-//! Shows or removes one durable binding; live sessions of that user see the change from
+//! Shows or removes one durable binding: the verified phone it records and the account the
+//! current accounts file gives that phone. Live sessions of that user see a removal from
 //! their next request.
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use http::{Method, Response, StatusCode};
 use serde_json::json;
 
+use crate::accounts::Binding;
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
 use crate::state::AppState;
@@ -25,16 +29,7 @@ pub async fn handle(
     let openid = decode(openid);
     match *method {
         Method::GET | Method::HEAD => match state.bindings.get(&appid, &openid).await? {
-            Some(b) => Ok(json(
-                StatusCode::OK,
-                &json!({
-                    "appid": appid,
-                    "openid": openid,
-                    "phone_number": b.phone,
-                    "account_id": b.account_id,
-                    "bound_at": humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(b.bound_at)).to_string(),
-                }),
-            )),
+            Some(b) => Ok(show(state, &appid, &openid, &b)),
             None => Err(GatewayError::NotFound),
         },
         Method::DELETE => match state.bindings.remove(&appid, &openid).await? {
@@ -48,6 +43,24 @@ pub async fn handle(
             allow: "GET, HEAD, DELETE",
         }),
     }
+}
+
+fn show(state: &AppState, appid: &str, openid: &str, b: &Binding) -> Response<Body> {
+    let account = b
+        .phone
+        .as_deref()
+        .and_then(|p| state.accounts.account_for_phone(p));
+    let bound_at = UNIX_EPOCH + Duration::from_secs(b.bound_at);
+    json(
+        StatusCode::OK,
+        &json!({
+            "appid": appid,
+            "openid": openid,
+            "phone_number": b.phone,
+            "account_id": account.as_deref(),
+            "bound_at": humantime::format_rfc3339_seconds(bound_at).to_string(),
+        }),
+    )
 }
 
 fn decode(segment: &str) -> String {

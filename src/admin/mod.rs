@@ -57,8 +57,13 @@ async fn probes(
     })
 }
 
+/// Ready when the session store answers and bindings can be written.
 async fn ready(state: &AppState) -> Response<Body> {
-    match state.store.ping().await {
+    let checked = match state.store.ping().await {
+        Ok(()) => state.bindings.ready().await,
+        Err(e) => Err(e),
+    };
+    match checked {
         Ok(()) => json(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => json(
             StatusCode::SERVICE_UNAVAILABLE,

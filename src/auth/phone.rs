@@ -1,10 +1,12 @@
 //! `POST {auth_prefix}/phone`: a `getPhoneNumber` code in, a verified phone (and maybe an
 //! account) on the session.
 //!
-//! Steps: rate limit (the login bucket), authenticate, exchange the code with the app's
+//! Steps: rate limit (the login bucket), authenticate, exchange the code together with the
+//! session's openid (so WeChat refuses a code another user's button made) with the app's
 //! access_token (retried once on a rejected token), normalise to E.164, refuse a phone
 //! that maps to another account than the session's (409, nothing changes), record the
-//! durable binding, then update the session so the next proxied request carries it.
+//! durable binding (openid → phone; the account is the accounts file's answer for it), then update the session so the next proxied request carries it — only
+//! if it still exists: a token revoked while WeChat answered gets 401, never revived.
 
 use std::sync::Arc;
 
@@ -58,17 +60,21 @@ async fn verify(
         .tokens
         .with_token(&appid, |token| {
             let (wechat, appid) = (state.wechat.clone(), appid.clone());
-            let code = code.to_string();
-            async move { wechat.phone_number(&token, &appid, &code).await }
+            let (openid, code) = (session.openid.clone(), code.to_string());
+            async move { wechat.phone_number(&token, &appid, &openid, &code).await }
         })
         .await?;
     let e164 = e164_of(&info)?;
-    let account = bind(state, &session, &e164).await?;
+    bind(state, &session, &e164).await?;
     let updated = Arc::new(Session {
         phone: Some(e164.clone()),
         ..(*session).clone()
     });
-    state.store.put(hash, updated).await?;
+    let account = state.accounts.resolve(&updated, None).account;
+    // only a session that still exists: a logout during the WeChat call stays a logout
+    if !state.store.update(hash, updated).await? {
+        return Err(GatewayError::Unauthenticated);
+    }
     Ok(json(
         StatusCode::OK,
         &PhoneResponse {
@@ -89,13 +95,9 @@ fn e164_of(info: &PhoneInfo) -> Result<String, GatewayError> {
         })
 }
 
-/// Record openid → phone (→ account); 409 if the phone maps to another account than the
-/// session already has. Returns the session's account afterwards.
-async fn bind(
-    state: &AppState,
-    session: &Session,
-    e164: &str,
-) -> Result<Option<Arc<str>>, GatewayError> {
+/// Record openid → phone; 409 (and nothing recorded) if the phone maps to another account
+/// than the session already has.
+async fn bind(state: &AppState, session: &Session, e164: &str) -> Result<(), GatewayError> {
     let current = identify(state, session).await?.account;
     let mapped = state.accounts.account_for_phone(e164);
     if let (Some(have), Some(new)) = (&current, &mapped)
@@ -103,15 +105,12 @@ async fn bind(
     {
         return Err(GatewayError::AccountConflict);
     }
-    let previous = state.bindings.get(&session.appid, &session.openid).await?;
-    let bound_account = mapped
-        .as_deref()
-        .map(str::to_string)
-        .or_else(|| previous.and_then(|b| b.account_id.clone()));
-    let binding = Binding::new(Some(e164.to_string()), bound_account);
     state
         .bindings
-        .put(&session.appid, &session.openid, binding)
-        .await?;
-    Ok(current.or(mapped))
+        .put(
+            &session.appid,
+            &session.openid,
+            Binding::new(e164.to_string()),
+        )
+        .await
 }

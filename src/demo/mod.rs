@@ -128,10 +128,13 @@ curl -s {base}/api/hello -H "Authorization: Bearer $TOKEN"
 # 3. A forged identity header never reaches the upstream
 curl -s {base}/api/hello -H "Authorization: Bearer $TOKEN" -H 'X-WX-OPENID: forged'
 
-# 4. Log in as "bob" (no account yet), verify his phone with a getPhoneNumber code: he is bound to account 10002
+# 4. Log in as "bob" (no account yet), verify his phone with a getPhoneNumber code made by his button
+#    (phone-<number>-bob-<anything>): he is bound to account 10002
 BOB=$(curl -s -X POST {base}/wx/login -d "{{\"code\":\"bob-$RANDOM$RANDOM\"}}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
-curl -s -X POST {base}/wx/phone -H "Authorization: Bearer $BOB" -d "{{\"code\":\"phone-13800138000-$RANDOM$RANDOM\"}}"
+curl -s -X POST {base}/wx/phone -H "Authorization: Bearer $BOB" -d "{{\"code\":\"phone-13800138000-bob-$RANDOM$RANDOM\"}}"
 curl -s {base}/api/hello -H "Authorization: Bearer $BOB"
+#    A code made by bob's button is refused for alice (the gateway sends her openid; WeChat checks it): 400 invalid_code
+curl -s -X POST {base}/wx/phone -H "Authorization: Bearer $TOKEN" -d "{{\"code\":\"phone-13800138000-bob-$RANDOM$RANDOM\"}}"
 
 # 5. Without a token the gateway answers 401
 curl -s -i {base}/api/hello

@@ -1,7 +1,8 @@
 //! A WeChat simulator for `wxgate demo`: `jscode2session` as WeChat answers it.
 //!
-//! Also `stable_token` and `getuserphonenumber` (codes `phone-<mainland number>-<anything>`).
-//! Codes are single-use; `<user>-<anything>` logs in as a stable openid derived from
+//! Also `stable_token` and `getuserphonenumber` (codes `phone-<mainland number>-<user>-<anything>`,
+//! made by `<user>`'s button: refused with 40029 unless the call names that user's openid,
+//! as WeChat checks). Codes are single-use; `<user>-<anything>` logs in as a stable openid derived from
 //! `<user>`; a code starting with `bad` is invalid (40029). Answers are HTTP 200 with
 //! `text/plain` JSON, like the real servers. Only `demo` starts it; `run` never can.
 
@@ -116,7 +117,8 @@ impl Simulator {
         json!({"access_token": self.access_token, "expires_in": 7200})
     }
 
-    /// Phone codes look like `phone-<mainland number>-<anything>`; each works once.
+    /// Phone codes look like `phone-<mainland number>-<user>[-<anything>]`; each works once,
+    /// and only for `<user>`'s openid.
     fn phone_number(&self, query: &str, body: &Value) -> Value {
         let token = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token");
         if token.is_none_or(|(_, v)| v != self.access_token.as_str()) {
@@ -126,11 +128,16 @@ impl Simulator {
             );
         }
         let code = body["code"].as_str().unwrap_or("");
-        let mut parts = code.splitn(3, '-');
-        let (Some("phone"), Some(number)) = (parts.next(), parts.next()) else {
+        let mut parts = code.splitn(4, '-');
+        let (Some("phone"), Some(number), Some(user)) = (parts.next(), parts.next(), parts.next())
+        else {
             return error(40029, "invalid code");
         };
-        if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) || user.is_empty() {
+            return error(40029, "invalid code");
+        }
+        // the code was made by <user>'s button: another user's openid (or none) is refused
+        if body["openid"].as_str() != Some(self.openid_for(user).as_str()) {
             return error(40029, "invalid code");
         }
         if !self.first_use(code) {

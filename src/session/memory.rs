@@ -1,8 +1,10 @@
 //! The in-memory session store, a moka cache keyed by token hash.
 //!
 //! Each entry expires at its session's absolute `expires_at`, whatever updates it saw
-//! (a phone verification must not extend a session). Lookups take no lock that a slow
-//! WeChat call could hold.
+//! (a phone verification must not extend a session). `update` and `remove` both run
+//! through moka's per-key compute, so they serialize: an update that comes after a
+//! removal finds nothing and stores nothing. Lookups take no lock that a slow WeChat call
+//! could hold.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
 
 use super::{Session, SessionStore, TokenHash};
 use crate::error::GatewayError;
@@ -80,8 +83,25 @@ impl SessionStore for MemoryStore {
             .filter(|s| !s.is_expired(SystemTime::now())))
     }
 
+    async fn update(&self, key: TokenHash, session: Arc<Session>) -> Result<bool, GatewayError> {
+        let result = self
+            .cache
+            .entry(key)
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(e) if !e.value().is_expired(SystemTime::now()) => Op::Put(session),
+                    _ => Op::Nop,
+                }
+            })
+            .await;
+        Ok(matches!(result, CompResult::ReplacedWith(_)))
+    }
+
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
-        self.cache.invalidate(key).await;
+        self.cache
+            .entry(*key)
+            .and_compute_with(|_| std::future::ready(Op::Remove))
+            .await;
         Ok(())
     }
 
@@ -134,5 +154,19 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(matches!(store.get(&short).await, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn update_replaces_only_a_live_session() {
+        let store = MemoryStore::new();
+        let key = TokenHash::of("wxg_c");
+        let s = session(Duration::from_secs(60));
+        assert!(matches!(store.update(key, s.clone()).await, Ok(false)));
+        assert!(matches!(store.get(&key).await, Ok(None)));
+        assert!(store.put(key, s.clone()).await.is_ok());
+        assert!(matches!(store.update(key, s.clone()).await, Ok(true)));
+        assert!(store.remove(&key).await.is_ok());
+        assert!(matches!(store.update(key, s).await, Ok(false)));
+        assert!(matches!(store.get(&key).await, Ok(None)));
     }
 }

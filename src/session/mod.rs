@@ -40,11 +40,14 @@ impl Session {
 /// Where sessions live. Every method may fail with `store_unavailable`.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Store a new or updated session under its token hash until `expires_at`.
+    /// Store a new session under its token hash until `expires_at`.
     async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError>;
+    /// Replace a session that still exists; `Ok(false)` (and nothing stored) when it was
+    /// removed or expired meanwhile, so a slow request cannot revive a revoked token.
+    async fn update(&self, key: TokenHash, session: Arc<Session>) -> Result<bool, GatewayError>;
     /// The live session for this hash; expired ones are `None`.
     async fn get(&self, key: &TokenHash) -> Result<Option<Arc<Session>>, GatewayError>;
-    /// Remove a session (logout).
+    /// Remove a session (logout); serialized with `update` of the same key.
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError>;
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), GatewayError>;

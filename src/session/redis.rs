@@ -3,14 +3,18 @@
 //! `session:{sha256(token)}` holds the session sealed with AES-256-GCM (see
 //! `redis::seal`), expiring with the session. A local moka cache keeps hot sessions for at
 //! most [`LOCAL_TTL`], so a logout on one replica is seen by the others within a second;
-//! the replica that logs out forgets at once. While Redis is down, sessions still in the
-//! local cache keep working; every other lookup is `store_unavailable` (503), never 401.
+//! the replica that logs out forgets at once. An update is `SET ... XX`, so it never
+//! recreates a session that a logout deleted, and a logout leaves a short-lived local
+//! tombstone so that no lookup or update still in flight re-fills the local cache with it.
+//! While Redis is down, sessions still in the local cache keep working; every other lookup
+//! is `store_unavailable` (503), never 401.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use serde::{Deserialize, Serialize};
 
 use super::{Session, SessionStore, TokenHash};
@@ -22,6 +26,9 @@ use crate::secret::Secret;
 /// 1 s for a logout to reach every replica, with room for timer slack.
 pub const LOCAL_TTL: Duration = Duration::from_millis(900);
 const LOCAL_CAPACITY: u64 = 100_000;
+/// How long this replica remembers a logout: longer than any command still in flight
+/// (each is bounded by one second) could take to come back.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
 
 /// What is sealed into Redis.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +45,8 @@ struct Stored {
 pub struct RedisStore {
     backend: Arc<RedisBackend>,
     local: Cache<TokenHash, Arc<Session>>,
+    /// Tokens removed on this replica recently; never cached locally again.
+    removed: Cache<TokenHash, ()>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -51,7 +60,15 @@ impl RedisStore {
             .max_capacity(LOCAL_CAPACITY)
             .time_to_live(LOCAL_TTL)
             .build();
-        Self { backend, local }
+        let removed = Cache::builder()
+            .max_capacity(LOCAL_CAPACITY)
+            .time_to_live(TOMBSTONE_TTL)
+            .build();
+        Self {
+            backend,
+            local,
+            removed,
+        }
     }
 
     fn key(&self, hash: &TokenHash) -> String {
@@ -70,17 +87,21 @@ impl RedisStore {
             expires_at: UNIX_EPOCH + Duration::from_millis(s.expires_at_ms),
         })
     }
-}
 
-#[async_trait]
-impl SessionStore for RedisStore {
-    async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
+    /// `SET` the sealed session with its remaining lifetime; with `existing_only`, `XX`:
+    /// nothing is written (and `false` returned) when the key is gone.
+    async fn write(
+        &self,
+        key: &TokenHash,
+        session: &Session,
+        existing_only: bool,
+    ) -> Result<bool, GatewayError> {
         let left = session
             .expires_at
             .duration_since(SystemTime::now())
             .unwrap_or_default();
         if left.is_zero() {
-            return Ok(());
+            return Ok(false);
         }
         let stored = Stored {
             appid: session.appid.to_string(),
@@ -90,18 +111,64 @@ impl SessionStore for RedisStore {
             phone: session.phone.clone(),
             expires_at_ms: unix_ms(session.expires_at),
         };
-        let name = self.key(&key);
+        let name = self.key(key);
         let plain = serde_json::to_vec(&stored)
             .map_err(|_| GatewayError::Internal("session encoding".into()))?;
         let blob = self.backend.sealer.seal(name.as_bytes(), &plain)?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&name)
-            .arg(blob)
-            .arg("PX")
-            .arg(left.as_millis().max(1) as u64);
-        self.backend.run::<()>("session_put", &cmd).await?;
-        self.local.insert(key, session).await;
+        cmd.arg(&name).arg(blob);
+        if existing_only {
+            cmd.arg("XX");
+        }
+        cmd.arg("PX").arg(left.as_millis().max(1) as u64);
+        let op = if existing_only {
+            "session_update"
+        } else {
+            "session_put"
+        };
+        let reply: Option<String> = self.backend.run(op, &cmd).await?;
+        Ok(reply.is_some())
+    }
+
+    /// Keep a copy for [`LOCAL_TTL`], unless this replica removed the token meanwhile
+    /// (checked inside the per-key compute that `forget_locally` also runs in).
+    async fn cache_locally(&self, key: TokenHash, session: Arc<Session>) {
+        let removed = &self.removed;
+        self.local
+            .entry(key)
+            .and_compute_with(|_| async move {
+                if removed.contains_key(&key) {
+                    Op::Remove
+                } else {
+                    Op::Put(session)
+                }
+            })
+            .await;
+    }
+
+    async fn forget_locally(&self, key: TokenHash) {
+        self.local
+            .entry(key)
+            .and_compute_with(|_| std::future::ready(Op::Remove))
+            .await;
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
+        if self.write(&key, &session, false).await? {
+            self.cache_locally(key, session).await;
+        }
         Ok(())
+    }
+
+    async fn update(&self, key: TokenHash, session: Arc<Session>) -> Result<bool, GatewayError> {
+        let stored = self.write(&key, &session, true).await?;
+        if stored {
+            self.cache_locally(key, session).await;
+        }
+        Ok(stored)
     }
 
     async fn get(&self, key: &TokenHash) -> Result<Option<Arc<Session>>, GatewayError> {
@@ -121,16 +188,17 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let session = Arc::new(session);
-        self.local.insert(*key, session.clone()).await;
+        self.cache_locally(*key, session.clone()).await;
         Ok(Some(session))
     }
 
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
-        self.local.invalidate(key).await;
+        self.removed.insert(*key, ()).await;
+        self.forget_locally(*key).await;
         self.backend
             .run::<i64>("session_remove", redis::cmd("DEL").arg(self.key(key)))
             .await?;
-        self.local.invalidate(key).await;
+        self.forget_locally(*key).await;
         Ok(())
     }
 

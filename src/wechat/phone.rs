@@ -1,12 +1,14 @@
 //! `getuserphonenumber`: a `getPhoneNumber` button code in, a verified phone out.
 //!
-//! The answer's `watermark.appid` must be the app the session belongs to; `countryCode`
-//! arrives as a string or a number. The call is billed per success, so callers never repeat
+//! The body names the session's `openid` with the code, so WeChat checks that the code was
+//! made for that user and refuses one taken from another user's button. The answer's
+//! `watermark.appid` must be the app the session belongs to; `countryCode` arrives as a
+//! string or a number. The call is billed per success, so callers never repeat
 //! it needlessly (only the access_token retry runs it twice).
 
 use bytes::Bytes;
 use http::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::WechatClient;
@@ -19,6 +21,12 @@ pub struct PhoneInfo {
     pub phone_number: String,
     pub pure_phone_number: String,
     pub country_code: String,
+}
+
+#[derive(Serialize)]
+struct PhoneRequest<'a> {
+    code: &'a str,
+    openid: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -48,19 +56,21 @@ fn bad_answer(detail: &'static str) -> GatewayError {
 }
 
 impl WechatClient {
-    /// Exchange a phone code with the given access_token; checks the watermark's appid.
+    /// Exchange `openid`'s phone code with the given access_token; checks the watermark's
+    /// appid.
     pub async fn phone_number(
         &self,
         access_token: &Secret,
         appid: &str,
+        openid: &str,
         code: &str,
     ) -> Result<PhoneInfo, GatewayError> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("access_token", access_token.expose())
             .finish();
-        let body = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({ "code": code })).unwrap_or_default(),
-        );
+        let body = serde_json::to_vec(&PhoneRequest { code, openid })
+            .map_err(|_| GatewayError::Internal("cannot encode a phone request".into()))?;
+        let body = Bytes::from(body);
         let path = format!("/wxa/business/getuserphonenumber?{query}");
         let value = self
             .call("getuserphonenumber", Method::POST, &path, Some(body))

@@ -3,9 +3,11 @@
 //! least the renewal window (5 minutes, shrinkable for tests) left, and a new one inside
 //! the window, the old one staying valid until its own expiry; `getuserphonenumber` checks
 //! the access_token (40001 unknown or invalidated, 42001 expired) and answers single-use
-//! phone codes. Test controls: invalidate the current token (as a `force_refresh`
-//! elsewhere would; optionally with stable_token still handing it out a few times), queue
-//! token errors, fail stable_token, and count everything.
+//! phone codes; a code made for one user (`add_phone_code_for`) is refused with 40029
+//! unless the body's `openid` is that user's, as WeChat checks. Test controls: invalidate
+//! the current token (as a `force_refresh` elsewhere would; optionally with stable_token
+//! still handing it out a few times), queue token errors, fail stable_token, and count
+//! everything.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -29,6 +31,8 @@ struct Issued {
 enum PhoneEntry {
     Valid {
         owner: String,
+        /// The user the button made the code for; `None`: not checked.
+        openid: Option<String>,
         info: Value,
         used: bool,
     },
@@ -48,6 +52,7 @@ pub struct TokenState {
     stale_answers: usize,
     rejected: usize,
     force_refreshes: usize,
+    phone_openid_refusals: usize,
 }
 
 impl Default for TokenState {
@@ -63,6 +68,7 @@ impl Default for TokenState {
             stale_answers: 0,
             rejected: 0,
             force_refreshes: 0,
+            phone_openid_refusals: 0,
         }
     }
 }
@@ -116,7 +122,7 @@ pub(super) fn stable_token(state: &Mutex<WxState>, body: &[u8]) -> Value {
     json!({"access_token": token, "expires_in": tk.lifetime.as_secs()})
 }
 
-/// `POST /wxa/business/getuserphonenumber?access_token=...` with `{"code"}`.
+/// `POST /wxa/business/getuserphonenumber?access_token=...` with `{"code", "openid"?}`.
 pub(super) fn phone_number(
     state: &Mutex<WxState>,
     q: &HashMap<String, String>,
@@ -145,15 +151,20 @@ pub(super) fn phone_number(
             "invalid credential, access_token is invalid or not latest",
         );
     };
-    let code = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["code"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    match tk.phone_codes.get_mut(&code) {
+    let body = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+    let code = body["code"].as_str().unwrap_or_default();
+    let sent_openid = body["openid"].as_str();
+    match tk.phone_codes.get_mut(code) {
         None => wx_error(40029, "invalid code"),
         Some(PhoneEntry::Error(errcode)) => wx_error(*errcode, "simulated error"),
         Some(PhoneEntry::Valid { owner, .. }) if *owner != appid => {
             wx_error(40013, "invalid appid")
+        }
+        Some(PhoneEntry::Valid {
+            openid: Some(user), ..
+        }) if sent_openid != Some(user.as_str()) => {
+            tk.phone_openid_refusals += 1;
+            wx_error(40029, "invalid code")
         }
         Some(PhoneEntry::Valid { used: true, .. }) => wx_error(40163, "code been used"),
         Some(PhoneEntry::Valid { info, used, .. }) => {
@@ -195,12 +206,29 @@ impl FakeWechat {
 
     /// A phone code owned by `appid` that answers `info` (see [`phone_info`]) once.
     pub fn add_phone_info(&self, code: &str, appid: &str, info: Value) {
+        self.insert_phone_code(code, appid, None, info);
+    }
+
+    /// A phone code of the first app made by `openid`'s button: refused (40029, not
+    /// consumed) unless the call's body carries that `openid`.
+    pub fn add_phone_code_for(&self, code: &str, openid: &str, pure: &str, country: &str) {
+        let info = phone_info(pure, json!(country), &self.appid);
+        self.insert_phone_code(code, &self.appid.clone(), Some(openid), info);
+    }
+
+    fn insert_phone_code(&self, code: &str, appid: &str, openid: Option<&str>, info: Value) {
         let entry = PhoneEntry::Valid {
             owner: appid.to_string(),
+            openid: openid.map(str::to_string),
             info,
             used: false,
         };
         self.tokens(|t| t.phone_codes.insert(code.to_string(), entry));
+    }
+
+    /// getuserphonenumber calls refused because the body's `openid` was not the code's.
+    pub fn phone_openid_refusals(&self) -> usize {
+        self.tokens(|t| t.phone_openid_refusals)
     }
 
     /// A phone code that always answers `errcode` (with a valid access_token).

@@ -1,6 +1,7 @@
 //! A fake WeChat API server that answers like the real one (see shared/WECHAT.md): HTTP 200
 //! with `{"errcode", "errmsg": "... rid: ..."}` bodies served as `text/plain`, single-use
-//! login codes, per-app secret checks, a slow mode (global or per path), and call counters.
+//! login codes, per-app secret checks, a slow mode (global or per path), call counters and
+//! the request bodies received.
 //! Endpoints are a match on the path; `stable_token` and `getuserphonenumber` live in
 //! `fake_tokens.rs`; any other path answers 40066 `invalid url`.
 
@@ -41,6 +42,7 @@ pub(super) struct WxState {
     path_delays: HashMap<String, Duration>,
     calls: HashMap<String, usize>,
     queries: Vec<String>,
+    bodies: Vec<(String, Vec<u8>)>,
     pub(super) tokens: TokenState,
 }
 
@@ -160,6 +162,16 @@ impl FakeWechat {
     pub fn queries(&self) -> Vec<String> {
         self.state.lock().unwrap().queries.clone()
     }
+
+    /// The JSON bodies received on `path`, in order (`Null` for one that is not JSON).
+    pub fn bodies(&self, path: &str) -> Vec<Value> {
+        let st = self.state.lock().unwrap();
+        st.bodies
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| serde_json::from_slice(b).unwrap_or(Value::Null))
+            .collect()
+    }
 }
 
 async fn handle(state: Arc<Mutex<WxState>>, req: Request<Incoming>) -> Response<TestBody> {
@@ -175,6 +187,10 @@ async fn handle(state: Arc<Mutex<WxState>>, req: Request<Incoming>) -> Response<
         Ok(c) => c.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
+    if !input.is_empty() {
+        let mut st = state.lock().unwrap();
+        st.bodies.push((path.clone(), input.clone()));
+    }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
