@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::probe::{BodyOutcome, Probe};
 use common::raw::{self, RawResponse};
 use common::{FakeWechat, Gateway, GatewayBuilder, assert_error_body};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn gateway(wx: &FakeWechat, probe: &Probe) -> Gateway {
@@ -237,7 +237,7 @@ async fn ordinary_framing_still_passes_and_stays_alive() {
     for i in [0, 1, 2, 3, 6] {
         assert_eq!(bodies[i], hello, "request {i}");
     }
-    // pipelined: both answered in order
+    // pipelined (the second asks to close, so the answers end at EOF): both answered
     let two = format!(
         "{}{}",
         post(
@@ -245,13 +245,15 @@ async fn ordinary_framing_still_passes_and_stays_alive() {
             "Transfer-Encoding: chunked\r\n",
             "1\r\na\r\n0\r\n\r\n"
         ),
-        post("/pub/p2", "Content-Length: 1\r\n", "b")
+        post("/pub/p2", "Content-Length: 1\r\nConnection: close\r\n", "b")
     );
     s.write_all(two.as_bytes()).await.unwrap();
-    for i in 0..2 {
-        let r = raw::read_response(&mut s, Duration::from_secs(5)).await;
-        assert_eq!(r.map(|r| r.status), Some(200), "pipelined request {i}");
-    }
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all)).await;
+    assert!(matches!(read, Ok(Ok(_))), "pipelined answers did not end");
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert!(text.contains("received 1 bytes"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
