@@ -17,6 +17,10 @@ use crate::http::{Body, json};
 pub enum GatewayError {
     #[error("{0}")]
     InvalidRequest(Cow<'static, str>),
+    /// A request whose framing cannot be trusted (smuggling shapes, a broken chunked
+    /// body): `invalid_request`, and the connection is closed.
+    #[error("{0}")]
+    BadFraming(&'static str),
     #[error("the login or phone code is invalid or expired")]
     InvalidCode { errcode: i64 },
     #[error("the code has already been used")]
@@ -82,7 +86,7 @@ impl GatewayError {
     /// The contract's error code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::BadFraming(_) => "invalid_request",
             Self::InvalidCode { .. } => "invalid_code",
             Self::CodeUsed { .. } => "code_used",
             Self::UserBlocked { .. } => "user_blocked",
@@ -107,9 +111,10 @@ impl GatewayError {
     /// The HTTP status the contract assigns to the code.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) | Self::InvalidCode { .. } | Self::CodeUsed { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidRequest(_)
+            | Self::BadFraming(_)
+            | Self::InvalidCode { .. }
+            | Self::CodeUsed { .. } => StatusCode::BAD_REQUEST,
             Self::UserBlocked { .. } | Self::AccountNotBound | Self::Forbidden => {
                 StatusCode::FORBIDDEN
             }
@@ -140,6 +145,7 @@ impl GatewayError {
             | Self::WechatRateLimited { errcode } => Some(*errcode),
             Self::Wechat { errcode, .. } | Self::WechatUnavailable { errcode } => *errcode,
             Self::InvalidRequest(_)
+            | Self::BadFraming(_)
             | Self::Unauthenticated
             | Self::AccountNotBound
             | Self::Forbidden
@@ -188,8 +194,9 @@ impl GatewayError {
             Self::WechatRateLimited { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
-            Self::RequestTimeout => {
-                // As nginx does: a client that stalls its body does not keep the connection.
+            Self::RequestTimeout | Self::BadFraming(_) => {
+                // As nginx does: a client that stalls its body or frames it so that two
+                // parsers could disagree does not keep the connection.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}

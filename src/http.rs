@@ -17,7 +17,7 @@ pub type Body = BoxBody<Bytes, BoxError>;
 
 /// The body of every request the gateway receives: hyper's, cut off when it stalls for
 /// `[server] body_timeout`.
-pub type RequestBody = crate::server::timeouts::TimedBody<hyper::body::Incoming>;
+pub type RequestBody = crate::server::request_body::TimedBody<hyper::body::Incoming>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 

@@ -106,7 +106,12 @@ async fn peers_outside_the_allow_list_get_403() {
 
     let narrow = enabled(&wx, "allow = [\"10.0.0.0/8\"]").await;
     assert_error(&get_token(&narrow, &wx.appid).await, 403, "forbidden");
-    let wide = enabled(&wx, "allow = [\"127.0.0.0/8\"]").await;
+    // `[token_server] allow` only narrows `[admin] allow`: widen both
+    let wide = GatewayBuilder::new(&wx)
+        .admin("allow", "[\"127.0.0.0/8\"]")
+        .section("[token_server]\nenabled = true\nallow = [\"127.0.0.0/8\"]")
+        .start()
+        .await;
     assert_eq!(
         send(c.get(wide.admin_url(&format!("/wechat/access_token?appid={}", wx.appid))))
             .await

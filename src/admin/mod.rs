@@ -2,7 +2,10 @@
 //!
 //! It binds its own (by default loopback) address, so probes, scrapes and support tools
 //! never mix with client traffic, and none of these paths exist on the public listener.
+//! Every path but the probes is a data endpoint guarded by [`access`], checked before the
+//! path is looked at further.
 
+mod access;
 mod bindings;
 mod token;
 
@@ -24,6 +27,12 @@ pub async fn handle(
     peer: IpAddr,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    // Access comes first: a refused peer learns nothing about which paths exist.
+    if !access::is_open(&path)
+        && let Err(e) = access::check(&state.config.admin, peer, req.headers())
+    {
+        return e.into_response();
+    }
     let result = if let Some(rest) = path.strip_prefix("/bindings/") {
         bindings::handle(&state, req.method(), rest).await
     } else if path == "/wechat/access_token" {

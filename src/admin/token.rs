@@ -3,8 +3,8 @@
 //! `GET /wechat/access_token?appid=` hands out the gateway's cached token, so other services
 //! stop fetching their own and knocking each other's out. A service whose call failed with
 //! 40001/40014/42001 `POST`s `{"appid", "failed_token"}`; compare-then-expire means a
-//! hundred such reports cause one refresh. Off unless `[token_server] enabled`; only peers
-//! in `[token_server] allow`.
+//! hundred such reports cause one refresh. Only peers in `[token_server] allow` (within
+//! `[admin] allow`); off (404) unless `[token_server] enabled`.
 
 use std::net::IpAddr;
 
@@ -34,13 +34,15 @@ pub async fn handle(
     req: Request<RequestBody>,
     peer: IpAddr,
 ) -> Result<Response<Body>, GatewayError> {
+    // `[admin] allow` and the admin token were checked already; `[token_server] allow`
+    // narrows further, and comes before the 404 of a disabled token server.
     let config = &state.config.token_server;
-    if !config.enabled {
-        return Err(GatewayError::NotFound);
-    }
     let peer = canonical(peer);
     if !config.allow.iter().any(|net| net.contains(&peer)) {
         return Err(GatewayError::Forbidden);
+    }
+    if !config.enabled {
+        return Err(GatewayError::NotFound);
     }
     let appid = match *req.method() {
         Method::GET => query_appid(&req),

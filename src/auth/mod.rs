@@ -19,6 +19,7 @@ use crate::accounts::Resolved;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody};
 use crate::router::{AuthEndpoint, ConnInfo};
+use crate::server::request_body::BodyError;
 use crate::session::{Credential, Session, TokenHash, token};
 use crate::state::AppState;
 
@@ -125,10 +126,12 @@ pub async fn read_json<T: DeserializeOwned>(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(GatewayError::PayloadTooLarge);
         }
-        Err(e) if crate::server::timeouts::is_body_timeout(e.as_ref()) => {
-            return Err(GatewayError::RequestTimeout);
+        Err(e) => {
+            return Err(BodyError::find(e.as_ref()).map_or(
+                GatewayError::invalid("the request body could not be read"),
+                BodyError::to_gateway_error,
+            ));
         }
-        Err(_) => return Err(GatewayError::invalid("the request body could not be read")),
     };
     serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::InvalidRequest(format!("the body is not the expected JSON: {e}").into())

@@ -176,18 +176,21 @@ fn upstream_client() -> Client {
 
 /// Phase 3: send within the route's timeout and classify failures.
 async fn send(route: &Route, req: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
-    match tokio::time::timeout(route.config.timeout, upstream_client().request(req)).await {
-        Err(_) => Err(GatewayError::UpstreamTimeout),
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(e)) if body::is_too_large(&e) => Err(GatewayError::PayloadTooLarge),
-        Ok(Err(e)) if crate::server::timeouts::is_body_timeout(&e) => {
-            Err(GatewayError::RequestTimeout)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(route = %route.label, error = %e, "upstream request failed");
-            Err(GatewayError::UpstreamUnavailable)
-        }
+    let e = match tokio::time::timeout(route.config.timeout, upstream_client().request(req)).await {
+        Err(_) => return Err(GatewayError::UpstreamTimeout),
+        Ok(Ok(response)) => return Ok(response),
+        Ok(Err(e)) => e,
+    };
+    if body::is_too_large(&e) {
+        return Err(GatewayError::PayloadTooLarge);
     }
+    if let Some(client_body) = crate::server::request_body::BodyError::find(&e) {
+        // The client's body stalled or broke: hyper abandoned the upstream request
+        // unfinished (its connection is closed, never reused), so it was never completed.
+        return Err(client_body.to_gateway_error());
+    }
+    tracing::warn!(route = %route.label, error = %e, "upstream request failed");
+    Err(GatewayError::UpstreamUnavailable)
 }
 
 /// Phase 4: the upstream's answer, hop-by-hop headers removed, body streamed.

@@ -1,11 +1,17 @@
-//! Listeners: accept, limit, time out, serve, drain.
+//! Listeners: accept, limit, time out, check framing, serve, drain.
 //!
 //! The public listener speaks HTTP/1.1 and HTTP/2 (optionally behind rustls), holds at
 //! most `max_connections` at once (further clients wait in the kernel's backlog), hands
-//! each connection to a [`workers`] thread, wraps it in [`timeouts::TimedIo`], and on
-//! shutdown stops accepting, lets in-flight requests finish within `drain_timeout`, then
-//! returns. The admin listener runs beside it.
+//! each connection to a [`workers`] thread, wraps it in [`timeouts::TimedIo`] and
+//! [`framing::ScannedIo`], refuses smuggling shapes ([`hygiene`]) before the router sees
+//! a request, and on shutdown stops accepting, lets in-flight requests finish within
+//! `drain_timeout`, then returns. The admin listener runs beside it with the same
+//! timeouts and checks and its own `[admin] max_connections`.
 
+pub mod framing;
+pub mod hygiene;
+pub mod request_body;
+pub mod stall;
 pub mod timeouts;
 pub mod tls;
 pub mod workers;
@@ -16,20 +22,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::Watcher;
+use hyper_util::server::graceful::{GracefulConnection, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::error::GatewayError;
+use crate::http::{Body, BoxError, RequestBody};
 use crate::router::{self, ConnInfo};
 use crate::state::AppState;
 
-use self::timeouts::{GuardedBody, InFlight, TimedBody, TimedIo};
+use self::framing::{Framing, ScannedIo};
+use self::request_body::TimedBody;
+use self::timeouts::{ConnTimeouts, GuardedBody, InFlight, TimedIo};
 use self::workers::{Accepted, Workers};
 
 /// Bound listeners, ready to serve.
@@ -199,49 +211,104 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let in_flight = Arc::new(InFlight::default());
-    let server = &state.config.server;
-    let io = TimedIo::new(
-        io,
-        in_flight.clone(),
-        server.header_read_timeout,
-        server.idle_timeout,
-    );
-    let body_timeout = server.body_timeout;
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let guard = in_flight.enter();
-        let state = state.clone();
-        let req = req.map(|body| TimedBody::new(body, body_timeout));
-        async move {
-            let response = router::handle(state, req, conn).await;
-            Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard)))
-        }
-    });
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .into_owned();
+    let router_state = state.clone();
+    let handle = move |req| router::handle(router_state.clone(), req, conn);
+    let connection = connection(state, io, conn.peer, &builder, handle);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(peer = %conn.peer, error = %e, "connection closed with an error");
     }
 }
 
-async fn serve_admin(state: Arc<AppState>, listener: TcpListener) {
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+/// Wrap an accepted stream in its timeouts and framing scan, and serve it with `handle`
+/// behind the smuggling check; the connection, ready to be awaited or watched.
+fn connection<I, H, F>(
+    state: Arc<AppState>,
+    io: I,
+    peer: SocketAddr,
+    builder: &Builder<TokioExecutor>,
+    handle: H,
+) -> impl GracefulConnection<Error = BoxError> + Send + 'static
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let server = &state.config.server;
+    let timeouts = ConnTimeouts {
+        header_read: server.header_read_timeout,
+        idle: server.idle_timeout,
+        write_stall: server.body_timeout,
+    };
+    let body_timeout = server.body_timeout;
+    let in_flight = Arc::new(InFlight::default());
+    let framing = Arc::new(Framing::default());
+    let io = TimedIo::new(io, in_flight.clone(), timeouts);
+    let io = ScannedIo::new(io, framing.clone());
+    let service = service_fn(move |req: Request<Incoming>| {
+        let guard = in_flight.enter();
+        let tunnel = req.method() == Method::CONNECT;
+        let watch = req.version() == Version::HTTP_2;
+        let flagged = framing.next_request_is_flagged();
+        let pending = match hygiene::check(req.headers(), flagged) {
+            Ok(()) => Ok(handle(req.map(|body| TimedBody::new(body, body_timeout)))),
+            Err(e) => Err(refuse(&state, e, peer)),
         };
-        let state = state.clone();
+        let framing = framing.clone();
+        async move {
+            let response = match pending {
+                Ok(handled) => handled.await,
+                Err(refused) => refused,
+            };
+            let status = response.status();
+            if status == StatusCode::SWITCHING_PROTOCOLS || (tunnel && status.is_success()) {
+                framing.set_upgraded();
+            }
+            Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard, watch)))
+        }
+    });
+    builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned()
+}
+
+/// Answer a request whose framing was refused; it never reaches a handler.
+fn refuse(state: &AppState, error: GatewayError, peer: SocketAddr) -> Response<Body> {
+    tracing::info!(
+        target: "wxgate::access",
+        peer = %peer.ip(),
+        status = 400,
+        reason = %error,
+        "request refused before routing"
+    );
+    state.metrics.record_request(&state.labels.none, 400);
+    error.into_response()
+}
+
+/// The admin listener: at most `[admin] max_connections` at once (the rest wait in the
+/// kernel's backlog, holding none of the process's file descriptors).
+async fn serve_admin(state: Arc<AppState>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(state.config.admin.max_connections));
+    let builder = http_builder();
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admin_state = state.clone();
+        let handle = move |req| admin::handle(admin_state.clone(), req, peer.ip());
+        let connection = connection(state.clone(), stream, peer, &builder, handle);
         tokio::spawn(async move {
-            let body_timeout = state.config.server.body_timeout;
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let state = state.clone();
-                let req = req.map(|body| TimedBody::new(body, body_timeout));
-                async move { Ok::<_, Infallible>(admin::handle(state, req, peer.ip()).await) }
-            });
-            let _ = http_builder()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "admin connection closed with an error");
+            }
+            drop(permit);
         });
     }
 }

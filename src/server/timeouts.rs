@@ -1,4 +1,4 @@
-//! Per-connection header-read and idle timeouts, enforced on the socket itself.
+//! Per-connection timeouts, enforced on the socket itself.
 //!
 //! hyper's own header timeout does not run while hyper-util's auto builder sniffs the
 //! protocol, and it has no idle timeout, so the accepted stream is wrapped in [`TimedIo`].
@@ -6,6 +6,9 @@
 //! service holds until the response body is done). When not busy it is *idle* (closed after
 //! `idle_timeout`) until bytes of a new request arrive, which start the header clock
 //! (closed after `header_read_timeout`). A new connection starts on the header clock.
+//! Whatever the phase, a write to the client that makes no progress for `body_timeout`
+//! ends the connection, so a client that stops reading frees its slot and its upstream
+//! (over HTTP/2, where flow control stalls instead, [`super::stall`] notices).
 
 use std::future::Future;
 use std::io;
@@ -21,12 +24,17 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Requests in flight on one connection, and the connection task to wake when the last
-/// one finishes (so that its idle clock starts even if hyper is not reading just then).
+use super::stall::{StallClock, StallWatch};
+
+/// Requests in flight on one connection, the connection task to wake when the last one
+/// finishes (so that its idle clock starts even if hyper is not reading just then), and
+/// the HTTP/2 response bodies watched for a client that stopped reading.
 #[derive(Default)]
 pub struct InFlight {
     count: AtomicUsize,
     idle_waker: AtomicWaker,
+    /// HTTP/2 response bodies that may wait on a client which stopped reading.
+    stalls: StallWatch,
 }
 
 impl InFlight {
@@ -59,37 +67,70 @@ enum Phase {
     Idle,
 }
 
-/// An IO stream that times out slow headers and idle keep-alive connections.
+/// The clocks of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnTimeouts {
+    /// From the first byte of a request (or the connection's start) to its whole head.
+    pub header_read: Duration,
+    /// Between keep-alive requests.
+    pub idle: Duration,
+    /// A write to the client that makes no progress for this long ends the connection.
+    pub write_stall: Duration,
+}
+
+/// An IO stream that times out slow headers, idle keep-alive connections and clients that
+/// stop reading.
 pub struct TimedIo<I> {
     inner: I,
     in_flight: Arc<InFlight>,
-    header_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: ConnTimeouts,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
+    /// Armed while a write waits for the client; created at the first such wait.
+    write_deadline: Option<Pin<Box<Sleep>>>,
+    write_waiting: bool,
+    /// Runs while HTTP/2 response bodies are watched for a client that stopped reading.
+    stall_tick: Option<Pin<Box<Sleep>>>,
 }
 
 impl<I> TimedIo<I> {
-    pub fn new(
-        inner: I,
-        in_flight: Arc<InFlight>,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> Self {
+    pub fn new(inner: I, in_flight: Arc<InFlight>, timeouts: ConnTimeouts) -> Self {
         Self {
             inner,
             in_flight,
-            header_timeout,
-            idle_timeout,
+            timeouts,
             phase: Phase::Headers,
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+            deadline: Box::pin(tokio::time::sleep(timeouts.header_read)),
+            write_deadline: None,
+            write_waiting: false,
+            stall_tick: None,
         }
+    }
+
+    /// While response bodies are watched, look at them every tick; true when one has
+    /// waited on its client for the whole write-stall timeout.
+    fn poll_stalls(&mut self, cx: &mut Context<'_>) -> bool {
+        let stalls = &self.in_flight.stalls;
+        if !stalls.is_watching() {
+            return false;
+        }
+        let tick = StallWatch::tick(self.timeouts.write_stall);
+        let timer = self
+            .stall_tick
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(tick)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if stalls.any_stalled(self.timeouts.write_stall) {
+                return true;
+            }
+            timer.as_mut().reset(Instant::now() + tick);
+        }
+        false
     }
 
     fn enter(&mut self, phase: Phase) {
         let timeout = match phase {
-            Phase::Headers => self.header_timeout,
-            Phase::Idle => self.idle_timeout,
+            Phase::Headers => self.timeouts.header_read,
+            Phase::Idle => self.timeouts.idle,
             Phase::Busy => Duration::ZERO,
         };
         self.phase = phase;
@@ -109,6 +150,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
         if this.in_flight.busy() {
             this.phase = Phase::Busy;
             this.in_flight.idle_waker.register(cx.waker());
+            if this.poll_stalls(cx) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client read nothing of a response for the body timeout",
+                )));
+            }
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         if this.phase == Phase::Busy {
@@ -134,21 +181,53 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
     }
 }
 
+impl<I: AsyncWrite + Unpin> TimedIo<I> {
+    /// Run a write-side operation; while it waits for the client, the write clock runs
+    /// (armed at the first wait, disarmed by any progress), and when it runs out the
+    /// operation fails with `TimedOut`.
+    fn poll_timed_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut I>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let ready = op(Pin::new(&mut self.inner), cx);
+        if ready.is_ready() {
+            self.write_waiting = false;
+            return ready;
+        }
+        let stall = self.timeouts.write_stall;
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if !self.write_waiting {
+            self.write_waiting = true;
+            deadline.as_mut().reset(Instant::now() + stall);
+        }
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the body timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.poll_timed_write(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.poll_timed_write(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.poll_timed_write(cx, |io, cx| io.poll_shutdown(cx))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -160,21 +239,34 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.poll_timed_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 }
 
-/// A response body that keeps its connection busy until it is finished or dropped.
+/// A response body that keeps its connection busy until it is finished or dropped, and
+/// (for HTTP/2) tells the connection's [`StallWatch`] while it waits on its client.
 pub struct GuardedBody<B> {
     inner: B,
-    _guard: InFlightGuard,
+    guard: InFlightGuard,
+    clock: Option<StallClock>,
 }
 
 impl<B> GuardedBody<B> {
-    pub fn new(inner: B, guard: InFlightGuard) -> Self {
+    /// `watch`: the body's waits on its client are watched (HTTP/2, see [`super::stall`]).
+    pub fn new(inner: B, guard: InFlightGuard, watch: bool) -> Self {
+        let clock = watch.then(|| guard.0.stalls.watch());
         Self {
             inner,
-            _guard: guard,
+            guard,
+            clock,
+        }
+    }
+}
+
+impl<B> Drop for GuardedBody<B> {
+    fn drop(&mut self) {
+        if let Some(clock) = self.clock.take() {
+            self.guard.0.stalls.unwatch(&clock);
         }
     }
 }
@@ -187,74 +279,17 @@ impl<B: Body<Data = Bytes> + Unpin> Body for GuardedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The error a request body yields when it moved no byte for `body_timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body sent no byte within the body timeout")]
-pub struct BodyTimedOut;
-
-/// A request body that fails with [`BodyTimedOut`] when no frame arrives for `timeout`.
-///
-/// The clock runs only while the body is polled and has nothing to give, so a body that is
-/// already buffered costs no timer.
-pub struct TimedBody<B> {
-    inner: B,
-    timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
-}
-
-impl<B> TimedBody<B> {
-    pub fn new(inner: B, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            deadline: None,
-        }
-    }
-}
-
-impl<B> Body for TimedBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<crate::http::BoxError>,
-{
-    type Data = Bytes;
-    type Error = crate::http::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                if let Some(deadline) = this.deadline.as_mut() {
-                    deadline.as_mut().reset(Instant::now() + this.timeout);
-                }
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => {
-                let timeout = this.timeout;
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+        if let Some(clock) = &this.clock {
+            StallWatch::resumed(clock);
         }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Some(clock), Poll::Ready(Some(Ok(_)))) = (&this.clock, &polled)
+            && !this.inner.is_end_stream()
+        {
+            this.guard.0.stalls.waiting(clock);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -264,16 +299,4 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Whether an error (or anything in its source chain) is [`BodyTimedOut`].
-pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<BodyTimedOut>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }

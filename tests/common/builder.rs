@@ -13,6 +13,7 @@ use super::{FakeWechat, free_port};
 pub struct GatewayBuilder {
     api_base: String,
     server: Vec<(String, String)>,
+    admin: Vec<(String, String)>,
     wechat: Vec<(String, String)>,
     apps: Vec<String>,
     routes: Vec<String>,
@@ -23,6 +24,7 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     rust_log: String,
     config_via_env: bool,
+    nofile: Option<u64>,
 }
 
 fn set(list: &mut Vec<(String, String)>, key: &str, value: &str) {
@@ -37,6 +39,7 @@ impl GatewayBuilder {
         let mut b = GatewayBuilder {
             api_base: wx.base.clone(),
             server: Vec::new(),
+            admin: Vec::new(),
             wechat: Vec::new(),
             apps: Vec::new(),
             routes: Vec::new(),
@@ -47,6 +50,7 @@ impl GatewayBuilder {
             args: Vec::new(),
             rust_log: "debug".into(),
             config_via_env: false,
+            nofile: None,
         };
         b = b
             .server("header_read_timeout", "\"2s\"")
@@ -58,6 +62,18 @@ impl GatewayBuilder {
     /// Set `[server] key = value` (value is raw TOML).
     pub fn server(mut self, key: &str, value: &str) -> Self {
         set(&mut self.server, key, value);
+        self
+    }
+
+    /// Set `[admin] key = value` (value is raw TOML; `listen` is always the builder's).
+    pub fn admin(mut self, key: &str, value: &str) -> Self {
+        set(&mut self.admin, key, value);
+        self
+    }
+
+    /// Start the process with `RLIMIT_NOFILE` (soft and hard) set to `n`, through `prlimit`.
+    pub fn nofile_limit(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
         self
     }
 
@@ -150,7 +166,7 @@ impl GatewayBuilder {
                 .collect::<String>()
         };
         let mut out = format!("[server]\nlisten = \"{listen}\"\n{}\n", kv(&self.server));
-        out += &format!("[admin]\nlisten = \"{admin}\"\n\n");
+        out += &format!("[admin]\nlisten = \"{admin}\"\n{}\n", kv(&self.admin));
         out += &format!(
             "[wechat]\napi_base = \"{}\"\n{}\n",
             self.api_base,
@@ -193,7 +209,14 @@ impl GatewayBuilder {
         for (name, content) in &self.files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
-        let mut cmd = Command::new(bin());
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("run");
         if self.config_via_env {
             cmd.env("WXGATE_CONFIG", &path);

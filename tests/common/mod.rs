@@ -9,6 +9,7 @@ pub mod echo;
 pub mod fake_tokens;
 pub mod fake_wechat;
 pub mod gateway;
+pub mod probe;
 pub mod raw;
 pub mod redis;
 
