@@ -188,7 +188,7 @@ describe('phone and errors', () => {
     const me = await gate.login()
     assert.equal(me.account_id, null)
     const phone = await gate.bindPhone({
-      detail: { code: `phone-13800138000-${random()}`, errMsg: 'getPhoneNumber:ok' },
+      detail: { code: `phone-13800138000-bob-${random()}`, errMsg: 'getPhoneNumber:ok' },
     })
     assert.equal(phone.phone_number, '+8613800138000')
     assert.equal(phone.account_id, '10002')
@@ -206,7 +206,7 @@ describe('phone and errors', () => {
     await alice.login()
     // Alice is account 10001; the phone maps to 10002.
     await assert.rejects(
-      alice.bindPhone({ detail: { code: `phone-13800138000-${random()}` } }),
+      alice.bindPhone({ detail: { code: `phone-13800138000-alice-${random()}` } }),
       (e) => e instanceof WxgateError && e.code === 'account_conflict' && e.status === 409)
     await assert.rejects(alice.request({ url: '/nowhere' }), { code: 'not_found', status: 404 })
 
