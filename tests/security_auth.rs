@@ -119,3 +119,32 @@ async fn other_credentials_pass_unchanged() {
         }
     }
 }
+
+/// A live token sent in a shape the gateway does not take as its credential (another
+/// scheme, no blank after `Bearer`, no scheme at all) is still never forwarded: the
+/// client is anonymous on public and optional routes, and the upstream never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_token_in_any_other_shape_is_not_forwarded() {
+    let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
+    wx.add_code("c", "o-shape", None);
+    let gw = gateway(&wx, &echo).await;
+    let token = gw.token("c").await;
+    let shapes = [
+        format!("Token {token}"),
+        format!("Bearer{token}"),
+        token.clone(),
+        format!("bearer:{token}"),
+    ];
+    for value in &shapes {
+        for path in ["/pub/x", "/opt/x"] {
+            let r = get_with(gw.addr, path, &authorization(value.as_bytes())).await;
+            assert_eq!(r.status, 200, "{path} {value:?}: {}", r.text());
+            let seen = echo.last();
+            assert!(
+                seen.header_all("authorization").is_empty(),
+                "{path}: {value:?} was forwarded"
+            );
+            assert!(seen.header("x-wx-openid").is_none(), "{path}: {value:?}");
+        }
+    }
+}

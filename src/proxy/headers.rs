@@ -145,7 +145,7 @@ fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool
 }
 
 fn is_gateway_bearer(value: &&HeaderValue) -> bool {
-    token::gateway_token(value.as_bytes()).is_some()
+    token::mentions_gateway_token(value.as_bytes())
 }
 
 /// Remove the `Authorization` values that carry a gateway token, keeping the others.

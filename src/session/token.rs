@@ -117,6 +117,23 @@ pub fn gateway_token(value: &[u8]) -> Option<&[u8]> {
     .then_some(token)
 }
 
+/// Whether an `Authorization` value carries a gateway token in any shape, also one the
+/// gateway would not accept as its credential (`Token wxg_…`, `Bearerwxg_…`, a bare
+/// `wxg_…`): a short scheme of letters (and `:`), blanks, then `wxg_`. Such a value is
+/// never forwarded, so a misbehaving client cannot leak its token to an upstream.
+pub fn mentions_gateway_token(value: &[u8]) -> bool {
+    let value = value.trim_ascii_start();
+    value
+        .windows(TOKEN_PREFIX.len())
+        .position(|w| w == TOKEN_PREFIX.as_bytes())
+        .is_some_and(|at| {
+            at <= 16
+                && value[..at]
+                    .iter()
+                    .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'\t' | b':'))
+        })
+}
+
 /// The token as text when it has the exact shape the gateway mints (cheap pre-check).
 pub fn well_formed(token: &[u8]) -> Option<&str> {
     let shaped = token.len() == TOKEN_PREFIX.len() + TOKEN_BODY_LEN
@@ -139,6 +156,30 @@ mod tests {
         assert_eq!(well_formed(b"wxg_short"), None);
         assert_ne!(a, b);
         assert_ne!(TokenHash::of(&a), TokenHash::of(&b));
+    }
+
+    #[test]
+    fn any_shape_of_a_gateway_token_is_recognised_for_stripping() {
+        for value in [
+            &b"Bearer wxg_abc"[..],
+            b"Bearerwxg_abc",
+            b"Token wxg_abc",
+            b"wxg_abc",
+            b"  wxg_abc",
+            b"bearer:wxg_abc",
+            b"Bearer \t wxg_\xff",
+        ] {
+            assert!(mentions_gateway_token(value), "{value:?}");
+        }
+        for value in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer legacy-token",
+            b"Bearer abc.wxg_def",
+            b"Digest username=\"wxg_x\"",
+            b"",
+        ] {
+            assert!(!mentions_gateway_token(value), "{value:?}");
+        }
     }
 
     #[test]
