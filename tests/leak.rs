@@ -102,7 +102,10 @@ async fn no_secret_leaks_anywhere() {
     )
     .await;
     assert_eq!(r.status, 200);
-    wait_until(Duration::from_secs(2), || gw.logs().contains(marker)).await;
+    assert!(
+        wait_until(Duration::from_secs(2), || gw.logs().contains(marker)).await,
+        "the request's log line never appeared"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // session keys without their `==`, so a re-encoded or truncated form is caught too

@@ -82,7 +82,10 @@ async fn no_access_token_leaks_anywhere() {
         .get(gw.url("/pub/final"))
         .header("x-request-id", marker);
     assert_eq!(common::send(req).await.status, 200);
-    wait_until(Duration::from_secs(2), || gw.logs().contains(marker)).await;
+    assert!(
+        wait_until(Duration::from_secs(2), || gw.logs().contains(marker)).await,
+        "the request's log line never appeared"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let issued = wx.issued_tokens();

@@ -12,7 +12,10 @@ use serde_json::Value;
 async fn logged_request(gw: &Gateway, method: &str, path: &str, id: &str) -> Vec<String> {
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     send(client().request(m, gw.url(path)).header("x-request-id", id)).await;
-    wait_until(Duration::from_secs(3), || gw.stderr().contains(id)).await;
+    assert!(
+        wait_until(Duration::from_secs(3), || gw.stderr().contains(id)).await,
+        "the request's log line never appeared"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     gw.stderr()
         .lines()
