@@ -15,6 +15,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the gateway sends.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// The first error of type `T` in `error`'s source chain (`error` itself included).
+pub fn find_in_chain<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
+}
+
 /// The body of every request the gateway receives: hyper's, cut off when it stalls for
 /// `[server] body_timeout`.
 pub type RequestBody = crate::server::request_body::TimedBody<hyper::body::Incoming>;

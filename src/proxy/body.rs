@@ -72,14 +72,7 @@ where
 
 /// Whether an error (or anything in its source chain) is [`BodyTooLarge`].
 pub fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<BodyTooLarge>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    crate::http::find_in_chain::<BodyTooLarge>(error).is_some()
 }
 
 #[cfg(test)]

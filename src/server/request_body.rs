@@ -31,14 +31,7 @@ pub enum BodyError {
 impl BodyError {
     /// The body error in `error`'s source chain, if there is one.
     pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(found) = e.downcast_ref::<BodyError>() {
-                return Some(found);
-            }
-            current = e.source();
-        }
-        None
+        crate::http::find_in_chain(error)
     }
 
     /// What the client is answered (if it still listens).
