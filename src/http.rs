@@ -70,15 +70,19 @@ pub fn text(
     response
 }
 
-/// The pooled HTTP client used for WeChat and for upstreams: keep-alive, `http://` and
-/// `https://` (rustls with the ring provider and the webpki roots).
-pub type Client = hyper_util::client::legacy::Client<
+/// The pooled HTTP client used for WeChat and for `https://` upstreams: keep-alive,
+/// `http://` and `https://` (rustls with the ring provider and the webpki roots).
+pub type Client<B = Body> = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Body,
+    B,
 >;
 
 /// Build a pooled client. `http2` lets ALPN pick HTTP/2 for `https://` peers that offer it.
-pub fn client(http2: bool) -> Client {
+pub fn client<B>(http2: bool) -> Client<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -3,13 +3,16 @@
 //! A request's way through the gateway, module by module:
 //!
 //! - [`server`]: listeners (HTTP/1 and HTTP/2, optional rustls TLS), connection limits and
-//!   timeouts, graceful shutdown, and the admin listener.
+//!   timeouts, graceful shutdown, and the admin listener; [`conn`]: each connection's facts,
+//!   worked out at accept; [`worker`]: what each worker thread owns (upstream pools, counts).
 //! - [`router`]: path checks, then the auth endpoints, a proxy route, or 404.
 //! - [`auth`]: `/wx/login`, `/wx/phone`, `/wx/session`, `/wx/logout`: WeChat results become sessions.
 //! - [`wechat`]: the only code that talks to WeChat, with the access_token manager.
-//! - [`session`]: the `SessionStore` trait, its in-memory backend, token minting and hashing.
+//! - [`session`]: the `SessionStore` trait, its backends, token minting and hashing, and each
+//!   session's resolved identity (ready header values, rebuilt only when its sources change).
 //! - [`accounts`]: identity → account resolution: durable bindings, the accounts file (hot-reloaded).
-//! - [`proxy`]: header sanitising and injection, X-Forwarded-*, the pooled upstream client.
+//! - [`proxy`]: the proxy phases, header sanitising and injection, X-Forwarded-*, and the
+//!   per-worker upstream pools.
 //! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
@@ -20,6 +23,7 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod error;
 pub mod http;
@@ -34,3 +38,4 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod wechat;
+pub mod worker;

@@ -120,7 +120,11 @@ impl ClientAddr {
     /// Work out the client once per request (see [`client_ip`] for the rule).
     pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
         let peer = canonical(peer);
-        let peer_trusted = peer_is_trusted(peer, trusted);
+        Self::behind(peer, peer_is_trusted(peer, trusted), headers, trusted)
+    }
+
+    /// The same, for a (canonical) peer whose trust was settled when it connected.
+    pub fn behind(peer: IpAddr, peer_trusted: bool, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
         let ip = if peer_trusted {
             walk_forwarded_for(peer, headers, trusted)
         } else {

@@ -1,10 +1,14 @@
 //! Counters and histograms, rendered as Prometheus text on the admin listener.
 //!
-//! Recording is an atomic add on a pre-registered family member; labels are cheap
-//! (`Arc<str>`, `&'static str`, integers). Nothing here ever sees a token or a secret:
-//! labels are route prefixes, status codes, error codes and API names.
+//! Request counts, the one metric every request touches, are kept per worker thread in a
+//! [`RequestShard`] (no counter shared between cores on the hot path) and summed into
+//! `wxgate_http_requests_total` when the admin listener renders. The rest is recorded
+//! with an atomic add on a pre-registered family member; labels are cheap (`Arc<str>`,
+//! `&'static str`, integers). Nothing here ever sees a token or a secret: labels are route
+//! prefixes, status codes, error codes and API names.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +53,56 @@ pub struct Metrics {
     store_latency: Family<OpLabels, Histogram, fn() -> Histogram>,
     store_errors: Family<OpLabels, Counter>,
     sessions: Gauge,
+    /// Every worker's request counts, summed into `requests` at render.
+    shards: Mutex<Vec<Arc<RequestShard>>>,
+}
+
+/// One worker's request counts by route label and status.
+#[derive(Default)]
+pub struct RequestShard {
+    /// Keyed by the label's address (labels live as long as the process) and status.
+    counts: Mutex<HashMap<(usize, u16), Tally>>,
+}
+
+struct Tally {
+    route: Arc<str>,
+    count: u64,
+    /// How much of `count` has been added to the rendered family.
+    rendered: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RequestShard {
+    /// Count one finished request.
+    pub fn record(&self, route: &Arc<str>, status: u16) {
+        let key = (Arc::as_ptr(route).cast::<u8>() as usize, status);
+        lock(&self.counts)
+            .entry(key)
+            .or_insert_with(|| Tally {
+                route: route.clone(),
+                count: 0,
+                rendered: 0,
+            })
+            .count += 1;
+    }
+
+    /// Add what was counted since the last render to `family`.
+    fn flush_into(&self, family: &Family<RequestLabels, Counter>) {
+        for (&(_, status), tally) in lock(&self.counts).iter_mut() {
+            let fresh = tally.count - tally.rendered;
+            if fresh > 0 {
+                let labels = RequestLabels {
+                    route: tally.route.clone(),
+                    status,
+                };
+                family.get_or_create(&labels).inc_by(fresh);
+                tally.rendered = tally.count;
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,7 +188,15 @@ impl Metrics {
             store_latency,
             store_errors,
             sessions,
+            shards: Mutex::default(),
         }
+    }
+
+    /// A new worker's request counts, included in every render from now on.
+    pub fn shard(&self) -> Arc<RequestShard> {
+        let shard = Arc::new(RequestShard::default());
+        lock(&self.shards).push(shard.clone());
+        shard
     }
 
     /// Count one finished request.
@@ -191,6 +253,9 @@ impl Metrics {
         if let Some(n) = sessions {
             self.sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        for shard in lock(&self.shards).iter() {
+            shard.flush_into(&self.requests);
+        }
         let mut out = String::with_capacity(4096);
         if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -233,5 +298,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wxgate_sessions 3"), "{text}");
+    }
+
+    #[test]
+    fn worker_shards_are_summed_at_every_render() {
+        let m = Metrics::new();
+        let route: Arc<str> = Arc::from("/api/");
+        let (a, b) = (m.shard(), m.shard());
+        a.record(&route, 200);
+        b.record(&route, 200);
+        b.record(&route, 401);
+        m.record_request(&route, 200);
+        let line = r#"wxgate_http_requests_total{route="/api/",status="200"}"#;
+        let text = m.render(None);
+        assert!(text.contains(&format!("{line} 3")), "{text}");
+        assert!(text.contains(r#"status="401"} 1"#), "{text}");
+        a.record(&route, 200);
+        let text = m.render(None);
+        assert!(text.contains(&format!("{line} 4")), "{text}");
     }
 }

@@ -8,54 +8,33 @@
 
 pub mod path;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, header};
 
-use crate::auth;
+use crate::auth::{self, Endpoint};
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody};
-use crate::proxy;
+use crate::proxy::{self, Exchange};
 use crate::state::{AppState, Route};
-
-/// Facts about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub tls: bool,
-}
-
-/// The gateway's own endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthEndpoint {
-    Login,
-    Phone,
-    Session,
-    Logout,
-}
+use crate::worker::Worker;
 
 /// Where a request goes.
 pub enum Target<'a> {
-    Auth(AuthEndpoint),
+    Auth(Endpoint),
     Proxy(&'a Route),
     NotFound,
 }
 
 /// Decide the target for a (normal-form) path.
 pub fn classify<'a>(state: &'a AppState, path: &str) -> Target<'a> {
-    if let Some(rest) = path.strip_prefix(state.config.server.auth_prefix.as_str()) {
-        let endpoint = match rest {
-            "/login" => Some(AuthEndpoint::Login),
-            "/phone" => Some(AuthEndpoint::Phone),
-            "/session" => Some(AuthEndpoint::Session),
-            "/logout" => Some(AuthEndpoint::Logout),
-            _ => None,
-        };
-        if let Some(e) = endpoint {
-            return Target::Auth(e);
-        }
+    let auth = path
+        .strip_prefix(state.config.server.auth_prefix.as_str())
+        .and_then(Endpoint::named);
+    if let Some(endpoint) = auth {
+        return Target::Auth(endpoint);
     }
     state
         .routes
@@ -75,7 +54,7 @@ fn same_target(a: &Target<'_>, b: &Target<'_>) -> bool {
         (Target::Auth(x), Target::Auth(y)) => x == y,
         (Target::Proxy(x), Target::Proxy(y)) => std::ptr::eq(*x, *y),
         (Target::NotFound, Target::NotFound) => true,
-        _ => false,
+        (Target::Auth(_) | Target::Proxy(_) | Target::NotFound, _) => false,
     }
 }
 
@@ -131,29 +110,26 @@ impl std::fmt::Display for Millis {
     }
 }
 
-/// Handle one request from the public listener.
+/// Handle one request from the public listener, on the worker serving its connection.
 pub async fn handle(
     state: Arc<AppState>,
+    worker: Arc<Worker>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let (label, result) = dispatch(&state, req, conn, &request_id).await;
+    let (label, result) = dispatch(&state, &worker, req, &conn, &request_id).await;
     let mut response = result.unwrap_or_else(|e| {
         if let GatewayError::Internal(detail) = &e {
             tracing::error!(request_id = ?request_id, detail = %detail, "internal error");
         }
         e.into_response()
     });
-    response
-        .headers_mut()
-        .entry("x-request-id")
-        .or_insert(request_id.clone());
     let status = response.status().as_u16();
-    state.metrics.record_request(&label, status);
+    worker.requests.record(label, status);
     tracing::info!(
         target: "wxgate::access",
         method = %method,
@@ -165,32 +141,43 @@ pub async fn handle(
         peer = %conn.peer.ip(),
     );
     response
+        .headers_mut()
+        .entry("x-request-id")
+        .or_insert(request_id);
+    response
 }
 
-async fn dispatch(
-    state: &Arc<AppState>,
+async fn dispatch<'a>(
+    state: &'a Arc<AppState>,
+    worker: &Worker,
     mut req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     request_id: &HeaderValue,
-) -> (Arc<str>, Result<Response<Body>, GatewayError>) {
+) -> (&'a Arc<str>, Result<Response<Body>, GatewayError>) {
     let target = match admit(state, &mut req) {
         Ok(target) => target,
-        Err(e) => return (state.labels.none.clone(), Err(e)),
+        Err(e) => return (&state.labels.none, Err(e)),
     };
     match target {
         Target::Auth(endpoint) => {
             let label = match endpoint {
-                AuthEndpoint::Login => state.labels.login.clone(),
-                AuthEndpoint::Phone => state.labels.phone.clone(),
-                AuthEndpoint::Session => state.labels.session.clone(),
-                AuthEndpoint::Logout => state.labels.logout.clone(),
+                Endpoint::Login => &state.labels.login,
+                Endpoint::Phone => &state.labels.phone,
+                Endpoint::Session => &state.labels.session,
+                Endpoint::Logout => &state.labels.logout,
             };
             (label, auth::handle(state, endpoint, req, conn).await)
         }
-        Target::Proxy(route) => (
-            route.label.clone(),
-            proxy::forward(state, route, req, conn, request_id).await,
-        ),
-        Target::NotFound => (state.labels.none.clone(), Err(GatewayError::NotFound)),
+        Target::Proxy(route) => {
+            let exchange = Exchange {
+                state,
+                worker,
+                route,
+                conn,
+                request_id,
+            };
+            (&route.label, proxy::forward(&exchange, req).await)
+        }
+        Target::NotFound => (&state.labels.none, Err(GatewayError::NotFound)),
     }
 }

@@ -6,27 +6,33 @@
 
 use std::sync::Arc;
 
+use http::HeaderValue;
+
 use crate::accounts::redis_bindings::RedisBindings;
 use crate::accounts::{AccountResolver, BindingStore, LocalBindings};
 use crate::config::{Config, RouteConfig, StoreKind};
 use crate::limit::LoginLimiter;
 use crate::metrics::Metrics;
-use crate::proxy::headers::IdentityNames;
 use crate::redis::RedisBackend;
 use crate::redis::tokens::RedisTokens;
 use crate::session::SessionStore;
+use crate::session::identity::Resolver;
 use crate::session::memory::MemoryStore;
 use crate::session::redis::RedisStore;
 use crate::wechat::WechatClient;
 use crate::wechat::token::{SharedTokens, TokenManager};
 
-/// A configured route with its metrics label prepared.
+/// A configured route with what requests need of it prepared.
 pub struct Route {
     pub config: RouteConfig,
+    /// Its place in `[[routes]]`, which also indexes each worker's upstream pools.
+    pub index: usize,
     /// The route's label in metrics and logs (its prefix).
     pub label: Arc<str>,
     /// The upstream's path prefix, without a trailing slash ("" when none).
     pub upstream_path: String,
+    /// The upstream's authority, the `Host` of a request that came without one.
+    pub upstream_host: Option<HeaderValue>,
 }
 
 /// Where sessions, bindings and access_tokens live.
@@ -81,7 +87,6 @@ pub struct AppState {
     pub tokens: TokenManager,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<Metrics>,
-    pub identity: IdentityNames,
     /// Labels for requests that match no route, or the auth endpoints.
     pub labels: Labels,
 }
@@ -113,9 +118,15 @@ impl AppState {
         let routes = config
             .routes
             .iter()
-            .map(|r| Route {
+            .enumerate()
+            .map(|(index, r)| Route {
+                index,
                 label: Arc::from(r.prefix.as_str()),
                 upstream_path: r.upstream.path().trim_end_matches('/').to_string(),
+                upstream_host: r
+                    .upstream
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
                 config: r.clone(),
             })
             .collect();
@@ -129,7 +140,6 @@ impl AppState {
         };
         let wechat = Arc::new(WechatClient::new(config.wechat.clone(), metrics.clone()));
         Self {
-            identity: IdentityNames::new(&config.identity_headers),
             tokens: TokenManager::new(&config.apps, wechat.clone(), backends.tokens),
             wechat,
             store: backends.sessions,
@@ -140,6 +150,15 @@ impl AppState {
             metrics,
             labels,
             config,
+        }
+    }
+
+    /// Where sessions' identities are resolved from.
+    pub fn identities(&self) -> Resolver<'_> {
+        Resolver {
+            accounts: &self.accounts,
+            bindings: &*self.bindings,
+            names: &self.config.identity_headers,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! backend is [`super::LocalBindings`], the shared one [`super::redis_bindings`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -39,10 +39,28 @@ impl Binding {
     }
 }
 
+/// A binding looked up for an identity, and how long the answer may be reused.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    pub binding: Option<Arc<Binding>>,
+    /// `None`: until [`BindingStore::generation`] changes (every change is made here).
+    /// `Some(t)`: until `t`, since another replica may change it unseen.
+    pub fresh_until: Option<Instant>,
+}
+
 /// Where bindings live.
 #[async_trait]
 pub trait BindingStore: Send + Sync + 'static {
     async fn get(&self, appid: &str, openid: &str) -> Result<Option<Arc<Binding>>, GatewayError>;
+    /// The binding, with how long the answer holds (see [`Lookup`]).
+    async fn lookup(&self, appid: &str, openid: &str) -> Result<Lookup, GatewayError> {
+        Ok(Lookup {
+            binding: self.get(appid, openid).await?,
+            fresh_until: None,
+        })
+    }
+    /// A number that changes whenever a binding changes through this store.
+    fn generation(&self) -> u64;
     /// Record a binding; `Ok` only once it is durable.
     async fn put(&self, appid: &str, openid: &str, binding: Binding) -> Result<(), GatewayError>;
     /// Remove a binding; `Ok(false)` when there was none.

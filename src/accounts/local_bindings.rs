@@ -5,6 +5,7 @@
 //! it is acknowledged, so a restart or a crash loses no acknowledged binding, and a write
 //! the disk refused leaves nothing behind. The demo keeps bindings in memory only.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
@@ -17,6 +18,8 @@ use crate::error::GatewayError;
 pub struct LocalBindings {
     disk: Option<Arc<Disk>>,
     mirror: Arc<RwLock<Mirror>>,
+    /// Bumped after every change the mirror shows.
+    generation: Arc<AtomicU64>,
 }
 
 fn db_key(appid: &str, openid: &str) -> String {
@@ -34,6 +37,7 @@ impl LocalBindings {
         Ok(Self {
             disk: Some(Arc::new(disk)),
             mirror: Arc::new(RwLock::new(mirror)),
+            generation: Arc::default(),
         })
     }
 
@@ -42,6 +46,7 @@ impl LocalBindings {
         Self {
             disk: None,
             mirror: Arc::new(RwLock::new(Mirror::new())),
+            generation: Arc::default(),
         }
     }
 
@@ -72,15 +77,18 @@ impl LocalBindings {
                 .is_some(),
         };
         let Some(disk) = self.disk.clone() else {
-            return Ok(apply(
-                &mut self.mirror.write().unwrap_or_else(PoisonError::into_inner),
-            ));
+            let existed = apply(&mut self.mirror.write().unwrap_or_else(PoisonError::into_inner));
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            return Ok(existed);
         };
         let mirror = self.mirror.clone();
-        tokio::task::spawn_blocking(move || disk.write(&mirror, &key, bytes.as_deref(), apply))
-            .await
-            .map_err(disk_error)?
-            .map_err(disk_error)
+        let written =
+            tokio::task::spawn_blocking(move || disk.write(&mirror, &key, bytes.as_deref(), apply))
+                .await
+                .map_err(disk_error)?
+                .map_err(disk_error);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        written
     }
 }
 
@@ -89,6 +97,10 @@ impl BindingStore for LocalBindings {
     async fn get(&self, appid: &str, openid: &str) -> Result<Option<Arc<Binding>>, GatewayError> {
         let mirror = self.mirror.read().unwrap_or_else(PoisonError::into_inner);
         Ok(mirror.get(appid).and_then(|m| m.get(openid)).cloned())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     async fn put(&self, appid: &str, openid: &str, binding: Binding) -> Result<(), GatewayError> {

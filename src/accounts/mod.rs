@@ -17,14 +17,13 @@ pub mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
-pub use bindings::{Binding, BindingStore};
+pub use bindings::{Binding, BindingStore, Lookup};
 pub use file::AccountsFile;
 pub use local_bindings::LocalBindings;
-
-use crate::session::Session;
 
 /// Who a session is, for the upstream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +36,16 @@ pub struct Resolved {
 pub struct AccountResolver {
     file: ArcSwap<AccountsFile>,
     path: Option<PathBuf>,
+    /// Bumped by every reload, so that identities resolved before it are resolved again.
+    generation: AtomicU64,
+}
+
+/// Who is to be resolved: a session's WeChat identity and its verified phone, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub openid: &'a str,
+    pub unionid: Option<&'a str>,
+    pub phone: Option<&'a str>,
 }
 
 impl AccountResolver {
@@ -49,6 +58,7 @@ impl AccountResolver {
         Ok(Self {
             file: ArcSwap::from_pointee(file),
             path,
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -57,26 +67,31 @@ impl AccountResolver {
         Self {
             file: ArcSwap::from_pointee(file),
             path: None,
+            generation: AtomicU64::new(0),
         }
     }
 
-    /// The account and verified phone for this session, given its binding (if any), from
-    /// the current file: `[openid]` → `[unionid]` → the verified phone (the session's, else
-    /// the binding's) under `[phone]`.
-    pub fn resolve(&self, session: &Session, binding: Option<&Binding>) -> Resolved {
-        let phone: Option<Arc<str>> = session
+    /// The account and verified phone for `who`, given its binding (if any), from the
+    /// current file: `[openid]` → `[unionid]` → the verified phone (the session's, else the
+    /// binding's) under `[phone]`.
+    pub fn resolve(&self, who: Subject<'_>, binding: Option<&Binding>) -> Resolved {
+        let phone: Option<Arc<str>> = who
             .phone
-            .as_deref()
             .or_else(|| binding.and_then(|b| b.phone.as_deref()))
             .map(Arc::from);
         let file = self.file.load();
         let account = file
             .openid
-            .get(&session.openid)
-            .or_else(|| session.unionid.as_deref().and_then(|u| file.unionid.get(u)))
+            .get(who.openid)
+            .or_else(|| who.unionid.and_then(|u| file.unionid.get(u)))
             .or_else(|| phone.as_deref().and_then(|p| file.phone.get(p)))
             .cloned();
         Resolved { account, phone }
+    }
+
+    /// Changes with every successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The account the `[phone]` section maps this E.164 number to.
@@ -90,6 +105,7 @@ impl AccountResolver {
         let file = AccountsFile::load(path)?;
         let n = file.len();
         self.file.store(Arc::new(file));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(n)
     }
 

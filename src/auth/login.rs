@@ -14,7 +14,7 @@ use super::{limit_client, outcome, read_json, required_code};
 use crate::accounts::Resolved;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
-use crate::router::ConnInfo;
+use crate::conn::ConnInfo;
 use crate::session::{Session, Token};
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ struct LoginResponse<'a> {
 pub async fn login(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = exchange(state, req, conn).await;
     state.metrics.record_login(outcome(&result));
@@ -49,7 +49,7 @@ pub async fn login(
 async fn exchange(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     limit_client(state, req.headers(), conn)?;
     let body: LoginRequest = read_json(state, req).await?;
@@ -71,10 +71,13 @@ async fn exchange(
         session_key: identity.session_key,
         phone: None,
         expires_at: SystemTime::now() + ttl,
+        identity: Default::default(),
     });
     let token = Token::mint()?;
     state.store.put(token.hash(), session.clone()).await?;
-    let Resolved { account, .. } = state.accounts.resolve(&session, binding.as_deref());
+    let Resolved { account, .. } = state
+        .accounts
+        .resolve(session.subject(), binding.as_deref());
     tracing::debug!(appid = %session.appid, account = account.as_deref(), "login");
     Ok(json(
         StatusCode::OK,

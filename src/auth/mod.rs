@@ -15,34 +15,56 @@ use http::{HeaderMap, Method, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
-use crate::accounts::Resolved;
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody};
-use crate::router::{AuthEndpoint, ConnInfo};
+use crate::limit::ClientAddr;
 use crate::server::request_body::BodyError;
-use crate::session::{Credential, Session, TokenHash, token};
+use crate::session::{self as sessions, Credential, Identity, Session, TokenHash};
 use crate::state::AppState;
+
+/// The gateway's own endpoints, under `[server] auth_prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Login,
+    Phone,
+    Session,
+    Logout,
+}
+
+impl Endpoint {
+    /// The endpoint a path below the auth prefix names.
+    pub fn named(rest: &str) -> Option<Self> {
+        match rest {
+            "/login" => Some(Self::Login),
+            "/phone" => Some(Self::Phone),
+            "/session" => Some(Self::Session),
+            "/logout" => Some(Self::Logout),
+            _ => None,
+        }
+    }
+}
 
 /// Run the endpoint after checking its method.
 pub async fn handle(
     state: &Arc<AppState>,
-    endpoint: AuthEndpoint,
+    endpoint: Endpoint,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let (allowed, allow) = match endpoint {
-        AuthEndpoint::Login | AuthEndpoint::Phone | AuthEndpoint::Logout => (Method::POST, "POST"),
-        AuthEndpoint::Session => (Method::GET, "GET, HEAD"),
+        Endpoint::Login | Endpoint::Phone | Endpoint::Logout => (Method::POST, "POST"),
+        Endpoint::Session => (Method::GET, "GET, HEAD"),
     };
-    let head_ok = endpoint == AuthEndpoint::Session && req.method() == Method::HEAD;
+    let head_ok = endpoint == Endpoint::Session && req.method() == Method::HEAD;
     if req.method() != allowed && !head_ok {
         return Err(GatewayError::MethodNotAllowed { allow });
     }
     match endpoint {
-        AuthEndpoint::Login => login::login(state, req, conn).await,
-        AuthEndpoint::Phone => phone::phone(state, req, conn).await,
-        AuthEndpoint::Session => session::show(state, req.headers()).await,
-        AuthEndpoint::Logout => session::logout(state, req.headers()).await,
+        Endpoint::Login => login::login(state, req, conn).await,
+        Endpoint::Phone => phone::phone(state, req, conn).await,
+        Endpoint::Session => session::show(state, req.headers()).await,
+        Endpoint::Logout => session::logout(state, req.headers()).await,
     }
 }
 
@@ -50,14 +72,11 @@ pub async fn handle(
 pub fn limit_client(
     state: &AppState,
     headers: &HeaderMap,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<(), GatewayError> {
-    let client = crate::limit::client_ip(
-        conn.peer.ip(),
-        headers,
-        &state.config.server.trusted_proxies,
-    );
-    state.limiter.check(client)
+    let trusted = &state.config.server.trusted_proxies;
+    let client = ClientAddr::behind(conn.peer_ip, conn.peer_trusted, headers, trusted);
+    state.limiter.check(client.ip)
 }
 
 /// The trimmed `code` of a login or phone request: required, at most 512 bytes.
@@ -80,30 +99,14 @@ pub async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<(TokenHash, Arc<Session>), GatewayError> {
     match Credential::from_header(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes())) {
-        Credential::Gateway(token) => lookup(state, token).await,
+        Credential::Gateway(token) => sessions::lookup(&*state.store, token).await,
         Credential::None | Credential::Foreign => Err(GatewayError::Unauthenticated),
     }
 }
 
-/// Look a `wxg_` token up; unknown, malformed (not text included) or expired is 401.
-pub async fn lookup(
-    state: &AppState,
-    token: &[u8],
-) -> Result<(TokenHash, Arc<Session>), GatewayError> {
-    let Some(token) = token::well_formed(token) else {
-        return Err(GatewayError::Unauthenticated);
-    };
-    let hash = TokenHash::of(token);
-    match state.store.get(&hash).await? {
-        Some(session) => Ok((hash, session)),
-        None => Err(GatewayError::Unauthenticated),
-    }
-}
-
-/// The session's account and phone, from its binding and the accounts file.
-pub async fn identify(state: &AppState, session: &Session) -> Result<Resolved, GatewayError> {
-    let binding = state.bindings.get(&session.appid, &session.openid).await?;
-    Ok(state.accounts.resolve(session, binding.as_deref()))
+/// The session's identity: its account and phone, from its binding and the accounts file.
+pub async fn identify(state: &AppState, session: &Session) -> Result<Arc<Identity>, GatewayError> {
+    state.identities().identity(session).await
 }
 
 /// Read a JSON body of at most `max_body_bytes`, whatever its `Content-Type`.

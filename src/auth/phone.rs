@@ -17,7 +17,7 @@ use super::{authenticate, identify, limit_client, outcome, read_json, required_c
 use crate::accounts::{Binding, phone};
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
-use crate::router::ConnInfo;
+use crate::conn::ConnInfo;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::wechat::phone::PhoneInfo;
@@ -39,7 +39,7 @@ struct PhoneResponse<'a> {
 pub async fn phone(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let result = verify(state, req, conn).await;
     state.metrics.record_phone(outcome(&result));
@@ -49,7 +49,7 @@ pub async fn phone(
 async fn verify(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     limit_client(state, req.headers(), conn)?;
     let (hash, session) = authenticate(state, req.headers()).await?;
@@ -70,7 +70,7 @@ async fn verify(
         phone: Some(e164.clone()),
         ..(*session).clone()
     });
-    let account = state.accounts.resolve(&updated, None).account;
+    let account = state.accounts.resolve(updated.subject(), None).account;
     // only a session that still exists: a logout during the WeChat call stays a logout
     if !state.store.update(hash, updated).await? {
         return Err(GatewayError::Unauthenticated);
@@ -98,7 +98,7 @@ fn e164_of(info: &PhoneInfo) -> Result<String, GatewayError> {
 /// Record openid → phone; 409 (and nothing recorded) if the phone maps to another account
 /// than the session already has.
 async fn bind(state: &AppState, session: &Session, e164: &str) -> Result<(), GatewayError> {
-    let current = identify(state, session).await?.account;
+    let current = identify(state, session).await?.resolved.account.clone();
     let mapped = state.accounts.account_for_phone(e164);
     if let (Some(have), Some(new)) = (&current, &mapped)
         && have != new

@@ -30,8 +30,8 @@ pub async fn show(state: &AppState, headers: &HeaderMap) -> Result<Response<Body
             openid: &session.openid,
             unionid: session.unionid.as_deref(),
             appid: &session.appid,
-            account_id: who.account.as_deref(),
-            phone_number: who.phone.as_deref(),
+            account_id: who.resolved.account.as_deref(),
+            phone_number: who.resolved.phone.as_deref(),
             expires_at: humantime::format_rfc3339_seconds(session.expires_at).to_string(),
         },
     ))

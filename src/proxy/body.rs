@@ -10,7 +10,10 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::http::BoxError;
+use crate::http::{BoxError, RequestBody};
+
+/// The body of a request on its way upstream: the client's, cut off at the limit.
+pub type UpstreamBody = LimitedBody<RequestBody>;
 
 /// The error a body yields when it passes the limit.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::IdentityHeaders;
 use crate::limit::ClientAddr;
 use crate::session::token;
 
@@ -47,26 +46,10 @@ const FORWARDING_CLAIMS: [&str; 11] = [
 /// The prefix reserved for the gateway's own headers.
 const IDENTITY_PREFIX: &[u8] = b"x-wx-";
 
-/// The identity header names, ready for comparison.
-pub struct IdentityNames {
-    pub openid: HeaderName,
-    pub appid: HeaderName,
-    pub unionid: HeaderName,
-    pub account_id: HeaderName,
-    pub phone: HeaderName,
-}
+/// The identity header names, as configured.
+pub use crate::config::IdentityHeaders as IdentityNames;
 
 impl IdentityNames {
-    pub fn new(config: &IdentityHeaders) -> Self {
-        Self {
-            openid: config.openid.clone(),
-            appid: config.appid.clone(),
-            unionid: config.unionid.clone(),
-            account_id: config.account_id.clone(),
-            phone: config.phone.clone(),
-        }
-    }
-
     fn all(&self) -> [&HeaderName; 5] {
         [
             &self.openid,
@@ -165,33 +148,12 @@ fn strip_gateway_tokens(headers: &mut HeaderMap) {
     }
 }
 
-/// The verified identity to inject.
-pub struct Identity<'a> {
-    pub openid: &'a str,
-    pub appid: &'a str,
-    pub unionid: Option<&'a str>,
-    pub account_id: Option<&'a str>,
-    pub phone: Option<&'a str>,
-}
-
-/// Set the identity headers. Values that are not valid header text are left out.
-pub fn inject_identity(headers: &mut HeaderMap, names: &IdentityNames, id: &Identity<'_>) {
-    let mut set = |name: &HeaderName, value: Option<&str>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(name.clone(), v);
-        }
-    };
-    set(&names.openid, Some(id.openid));
-    set(&names.appid, Some(id.appid));
-    set(&names.unionid, id.unionid);
-    set(&names.account_id, id.account_id);
-    set(&names.phone, id.phone);
-}
-
 /// What the gateway knows about the hop it received the request on.
 pub struct Hop<'a> {
     /// The socket peer, whether it is trusted, and the client IP behind it.
     pub client: ClientAddr,
+    /// The peer's IP as a header value (made when it connected).
+    pub peer_value: &'a HeaderValue,
     pub scheme: &'static str,
     /// The incoming Host (or HTTP/2 `:authority`).
     pub host: Option<&'a HeaderValue>,
@@ -205,44 +167,44 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         peer_trusted,
         ip,
     } = hop.client;
-    let peer_value = ip_value(peer);
     let xff = if peer_trusted {
-        appended_forwarded_for(headers, peer)
+        appended_forwarded_for(headers, hop.peer_value)
     } else {
-        peer_value.clone()
+        Some(hop.peer_value.clone())
     };
     if let Some(v) = xff {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    let real_ip = if ip == peer { peer_value } else { ip_value(ip) };
-    match real_ip {
-        Some(v) => headers.insert("x-real-ip", v),
-        None => headers.remove("x-real-ip"),
+    let real_ip = if ip == peer {
+        hop.peer_value.clone()
+    } else {
+        crate::conn::ip_value(ip)
     };
-    let keep = |headers: &HeaderMap, name: &str| peer_trusted && headers.contains_key(name);
-    if !keep(headers, "x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(hop.scheme));
+    headers.insert(X_REAL_IP, real_ip);
+    if !(peer_trusted && headers.contains_key(X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.scheme));
     }
-    if !keep(headers, "x-forwarded-host") {
+    if !(peer_trusted && headers.contains_key(X_FORWARDED_HOST)) {
         match hop.host {
-            Some(host) => headers.insert("x-forwarded-host", host.clone()),
-            None => headers.remove("x-forwarded-host"),
+            Some(host) => headers.insert(X_FORWARDED_HOST, host.clone()),
+            None => headers.remove(X_FORWARDED_HOST),
         };
     }
 }
 
-fn ip_value(ip: std::net::IpAddr) -> Option<HeaderValue> {
-    HeaderValue::try_from(ip.to_string()).ok()
-}
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// A trusted proxy's X-Forwarded-For values, joined in order, with its own IP appended.
-fn appended_forwarded_for(headers: &HeaderMap, peer: std::net::IpAddr) -> Option<HeaderValue> {
+fn appended_forwarded_for(headers: &HeaderMap, peer: &HeaderValue) -> Option<HeaderValue> {
     let mut joined = Vec::new();
-    for value in &headers.get_all("x-forwarded-for") {
+    for value in &headers.get_all(X_FORWARDED_FOR) {
         joined.extend_from_slice(value.as_bytes());
         joined.extend_from_slice(b", ");
     }
-    joined.extend_from_slice(peer.to_string().as_bytes());
+    joined.extend_from_slice(peer.as_bytes());
     HeaderValue::from_bytes(&joined).ok()
 }
 

@@ -1,60 +1,172 @@
 //! Proxy routes: authenticate, sanitise, inject, forward, stream back.
 //!
-//! The phases run in a fixed order, each one small: [`authorize`] decides who the caller
-//! is (or refuses), [`rewrite_request`] strips hop-by-hop and spoofable headers and injects
-//! verified identity, [`send`] forwards over the pooled client within the route's timeout,
-//! and the upstream's answer streams back with only hop-by-hop headers removed.
+//! [`forward`] runs named phases in a fixed order over one [`Exchange`] (the request's
+//! context, in the manner of pingora's `ProxyHttp`): [`Exchange::admit`] refuses a body
+//! declared too large, [`Exchange::authorize`] decides who the caller is (or refuses),
+//! [`Exchange::rewrite_request`] strips hop-by-hop and spoofable headers and injects the
+//! caller's ready identity, [`Exchange::send`] forwards over this worker's pool within the
+//! route's timeout, and [`rewrite_response`] removes the upstream's hop-by-hop headers
+//! from the answer, which streams back. Logging and metrics are the router's.
 
 pub mod body;
 pub mod headers;
+pub mod upstream;
 
 use std::sync::Arc;
 
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, Version, header};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-use crate::accounts::Resolved;
-use crate::auth;
 use crate::config::{AuthMode, Unbound};
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
-use crate::http::{Body, BoxError, Client, RequestBody};
+use crate::http::{Body, RequestBody};
 use crate::limit::ClientAddr;
-use crate::router::ConnInfo;
-use crate::session::{Credential, Session};
+use crate::session::{self, Credential, Identity};
 use crate::state::{AppState, Route};
+use crate::worker::Worker;
 
-use self::body::LimitedBody;
-use self::headers::{Hop, Identity};
+use self::body::{LimitedBody, UpstreamBody};
+use self::headers::Hop;
 
-/// Who the caller is on this route.
-struct Caller {
-    session: Arc<Session>,
-    who: Resolved,
+/// One proxied request's context: what every phase reads.
+pub struct Exchange<'a> {
+    pub state: &'a AppState,
+    pub worker: &'a Worker,
+    pub route: &'a Route,
+    pub conn: &'a ConnInfo,
+    pub request_id: &'a HeaderValue,
 }
 
 /// Forward a request to the route's upstream and return its (streamed) response.
 pub async fn forward(
-    state: &AppState,
-    route: &Route,
+    ex: &Exchange<'_>,
     req: Request<RequestBody>,
-    conn: ConnInfo,
-    request_id: &HeaderValue,
 ) -> Result<Response<Body>, GatewayError> {
-    let limit = state.config.server.max_body_bytes;
-    if declared_length(&req).is_some_and(|n| n > limit) {
-        return Err(GatewayError::PayloadTooLarge);
-    }
-    let credential = Credential::from_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
-    let caller = authorize(state, route.config.auth, credential).await?;
-    let upstream_req = rewrite_request(state, route, req, conn, request_id, caller.as_ref())?;
-    let response = send(route, upstream_req).await?;
+    ex.admit(&req)?;
+    let caller = ex.authorize(&req).await?;
+    let upstream_req = ex.rewrite_request(req, caller.as_deref())?;
+    let response = ex.send(upstream_req).await?;
     Ok(rewrite_response(response))
+}
+
+impl Exchange<'_> {
+    /// Phase 1: a body declared larger than `max_body_bytes` is refused before anything
+    /// else (a streamed one is cut off at the limit by [`LimitedBody`]).
+    fn admit(&self, req: &Request<RequestBody>) -> Result<(), GatewayError> {
+        let limit = self.state.config.server.max_body_bytes;
+        match declared_length(req) {
+            Some(n) if n > limit => Err(GatewayError::PayloadTooLarge),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// Phase 2: who is calling. `required` needs a session; `optional` takes one if a
+    /// gateway token is present (an unknown one is 401); `public` never looks.
+    async fn authorize(
+        &self,
+        req: &Request<RequestBody>,
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        let mode = self.route.config.auth;
+        if mode == AuthMode::Public {
+            return Ok(None);
+        }
+        let credential = Credential::from_header(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        );
+        let session = match (mode, credential) {
+            (_, Credential::Gateway(token)) => session::lookup(&*self.state.store, token).await?.1,
+            (AuthMode::Required, Credential::None | Credential::Foreign) => {
+                return Err(GatewayError::Unauthenticated);
+            }
+            (AuthMode::Optional | AuthMode::Public, Credential::None | Credential::Foreign) => {
+                return Ok(None);
+            }
+        };
+        let identity = self.state.identities().identity(&session).await?;
+        if !identity.has_account()
+            && mode == AuthMode::Required
+            && self.state.config.accounts.unbound == Unbound::Reject
+        {
+            return Err(GatewayError::AccountNotBound);
+        }
+        Ok(Some(identity))
+    }
+
+    /// Phase 3: the request as the upstream will see it: hop-by-hop headers, identity
+    /// look-alikes and gateway tokens removed (and an untrusted peer's forwarding claims),
+    /// the caller's identity injected, X-Forwarded-* and X-Real-IP set.
+    fn rewrite_request(
+        &self,
+        req: Request<RequestBody>,
+        caller: Option<&Identity>,
+    ) -> Result<Request<UpstreamBody>, GatewayError> {
+        let (mut parts, body) = req.into_parts();
+        let server = &self.state.config.server;
+        let conn = self.conn;
+        let client = ClientAddr::behind(
+            conn.peer_ip,
+            conn.peer_trusted,
+            &parts.headers,
+            &server.trusted_proxies,
+        );
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::strip_identity_headers(&mut parts.headers, &self.state.config.identity_headers);
+        if !conn.peer_trusted {
+            headers::strip_forwarding_claims(&mut parts.headers);
+        }
+        if let Some(identity) = caller {
+            identity.inject(&mut parts.headers);
+        }
+        let hop = Hop {
+            client,
+            peer_value: &conn.peer_value,
+            scheme: conn.scheme(),
+            host: host.as_ref(),
+        };
+        headers::set_forwarded(&mut parts.headers, &hop);
+        parts
+            .headers
+            .insert("x-request-id", self.request_id.clone());
+        let host = host.or_else(|| self.route.upstream_host.clone());
+        if let Some(host) = host {
+            parts.headers.insert(header::HOST, host);
+        }
+        let origin_form = self.worker.upstreams.origin_form(self.route.index);
+        parts.uri = upstream_uri(self.route, parts.uri, origin_form)?;
+        parts.version = Version::HTTP_11;
+        let limited = LimitedBody::new(body, server.max_body_bytes);
+        Ok(Request::from_parts(parts, limited))
+    }
+
+    /// Phase 4: send within the route's timeout and classify failures.
+    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Body>, GatewayError> {
+        let route = self.route;
+        let sent = self.worker.upstreams.send(route.index, req);
+        let e = match tokio::time::timeout(route.config.timeout, sent).await {
+            Err(_) => return Err(GatewayError::UpstreamTimeout),
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(e)) => e,
+        };
+        if body::is_too_large(e.as_chain()) {
+            return Err(GatewayError::PayloadTooLarge);
+        }
+        if let Some(client_body) = crate::server::request_body::BodyError::find(e.as_chain()) {
+            // The client's body stalled or broke: hyper abandoned the upstream request
+            // unfinished (its connection is closed, never reused), so it was never completed.
+            return Err(client_body.to_gateway_error());
+        }
+        tracing::warn!(route = %route.label, error = %e, "upstream request failed");
+        Err(GatewayError::UpstreamUnavailable)
+    }
 }
 
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
@@ -66,136 +178,36 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-/// Phase 1: who is calling. `required` needs a session; `optional` takes one if a gateway
-/// token is present (an unknown one is 401); `public` never looks.
-async fn authorize(
-    state: &AppState,
-    mode: AuthMode,
-    credential: Credential<'_>,
-) -> Result<Option<Caller>, GatewayError> {
-    let session = match (mode, credential) {
-        (AuthMode::Public, _) => return Ok(None),
-        (_, Credential::Gateway(token)) => auth::lookup(state, token).await?.1,
-        (AuthMode::Required, _) => return Err(GatewayError::Unauthenticated),
-        (AuthMode::Optional, _) => return Ok(None),
-    };
-    let who = auth::identify(state, &session).await?;
-    if who.account.is_none()
-        && mode == AuthMode::Required
-        && state.config.accounts.unbound == Unbound::Reject
-    {
-        return Err(GatewayError::AccountNotBound);
+/// The upstream request target: the route's upstream path prefix, then the request's path
+/// and query; in origin form for a plain-HTTP pool, else absolute. The router has already
+/// put the path in normal form (unreserved escapes decoded), so the upstream sees the very
+/// path the route was matched on.
+fn upstream_uri(route: &Route, incoming: Uri, origin_form: bool) -> Result<Uri, GatewayError> {
+    let unchanged = route.upstream_path.is_empty() && incoming.scheme().is_none();
+    if origin_form && unchanged {
+        return Ok(incoming);
     }
-    Ok(Some(Caller { session, who }))
-}
-
-/// Phase 2: the request as the upstream will see it: hop-by-hop headers, identity
-/// look-alikes and gateway tokens removed (and an untrusted peer's forwarding claims),
-/// verified identity injected, X-Forwarded-* and X-Real-IP set.
-fn rewrite_request(
-    state: &AppState,
-    route: &Route,
-    req: Request<RequestBody>,
-    conn: ConnInfo,
-    request_id: &HeaderValue,
-    caller: Option<&Caller>,
-) -> Result<Request<Body>, GatewayError> {
-    let (mut parts, body) = req.into_parts();
-    let client = ClientAddr::of(
-        conn.peer.ip(),
-        &parts.headers,
-        &state.config.server.trusted_proxies,
-    );
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    headers::strip_hop_by_hop(&mut parts.headers);
-    headers::strip_identity_headers(&mut parts.headers, &state.identity);
-    if !client.peer_trusted {
-        headers::strip_forwarding_claims(&mut parts.headers);
-    }
-    if let Some(caller) = caller {
-        let s = &caller.session;
-        let identity = Identity {
-            openid: &s.openid,
-            appid: &s.appid,
-            unionid: s.unionid.as_deref(),
-            account_id: caller.who.account.as_deref(),
-            phone: caller.who.phone.as_deref(),
-        };
-        headers::inject_identity(&mut parts.headers, &state.identity, &identity);
-    }
-    let hop = Hop {
-        client,
-        scheme: if conn.tls { "https" } else { "http" },
-        host: host.as_ref(),
-    };
-    headers::set_forwarded(&mut parts.headers, &hop);
-    parts.headers.insert("x-request-id", request_id.clone());
-    if let Some(host) = host {
-        parts.headers.insert(header::HOST, host);
-    }
-    parts.uri = upstream_uri(route, &parts.uri)?;
-    parts.version = Version::HTTP_11;
-    let limited = LimitedBody::new(body, state.config.server.max_body_bytes);
-    Ok(Request::from_parts(parts, limited.boxed()))
-}
-
-/// The upstream URI: its scheme and authority, its path prefix, then the request's path
-/// and query. The router has already put the path in normal form (unreserved escapes
-/// decoded), so the upstream sees the very path the route was matched on.
-fn upstream_uri(route: &Route, incoming: &Uri) -> Result<Uri, GatewayError> {
-    let upstream = &route.config.upstream;
     let pq = incoming.path_and_query().map_or("/", PathAndQuery::as_str);
-    let mut parts = upstream.clone().into_parts();
-    let joined = if route.upstream_path.is_empty() {
-        pq.to_string()
+    let path_and_query = if route.upstream_path.is_empty() {
+        incoming
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))
     } else {
-        format!("{}{pq}", route.upstream_path)
+        PathAndQuery::try_from(format!("{}{pq}", route.upstream_path))
+            .map_err(|_| GatewayError::invalid("the request target is not a valid path"))?
     };
-    parts.path_and_query = Some(
-        PathAndQuery::try_from(joined)
-            .map_err(|_| GatewayError::invalid("the request target is not a valid path"))?,
-    );
+    if origin_form {
+        return Ok(Uri::from(path_and_query));
+    }
+    let mut parts = route.config.upstream.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts)
         .map_err(|_| GatewayError::Internal("cannot build the upstream URI".into()))
 }
 
-thread_local! {
-    /// One pooled upstream client per worker thread, so a request and its upstream
-    /// connection live on the same thread.
-    static UPSTREAM: Client = crate::http::client(false);
-}
-
-fn upstream_client() -> Client {
-    UPSTREAM.with(Client::clone)
-}
-
-/// Phase 3: send within the route's timeout and classify failures.
-async fn send(route: &Route, req: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
-    let e = match tokio::time::timeout(route.config.timeout, upstream_client().request(req)).await {
-        Err(_) => return Err(GatewayError::UpstreamTimeout),
-        Ok(Ok(response)) => return Ok(response),
-        Ok(Err(e)) => e,
-    };
-    if body::is_too_large(&e) {
-        return Err(GatewayError::PayloadTooLarge);
-    }
-    if let Some(client_body) = crate::server::request_body::BodyError::find(&e) {
-        // The client's body stalled or broke: hyper abandoned the upstream request
-        // unfinished (its connection is closed, never reused), so it was never completed.
-        return Err(client_body.to_gateway_error());
-    }
-    tracing::warn!(route = %route.label, error = %e, "upstream request failed");
-    Err(GatewayError::UpstreamUnavailable)
-}
-
-/// Phase 4: the upstream's answer, hop-by-hop headers removed, body streamed.
-fn rewrite_response(response: Response<Incoming>) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.map_err(|e| -> BoxError { Box::new(e) }).boxed())
+/// Phase 5: the upstream's answer, hop-by-hop headers removed, body streamed.
+fn rewrite_response(mut response: Response<Body>) -> Response<Body> {
+    headers::strip_hop_by_hop(response.headers_mut());
+    response
 }

@@ -14,6 +14,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a replica may answer from its local copy of a session or binding: under the
+/// contract's 1 s for a change to reach every replica, with room for timer slack.
+pub const LOCAL_TTL: std::time::Duration = std::time::Duration::from_millis(900);
+
 use base64::Engine;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;

@@ -36,8 +36,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::error::GatewayError;
 use crate::http::{Body, BoxError, RequestBody};
-use crate::router::{self, ConnInfo};
+use crate::conn::ConnInfo;
+use crate::router;
 use crate::state::AppState;
+use crate::worker::Worker;
 
 use self::framing::{Framing, ScannedIo};
 use self::request_body::TimedBody;
@@ -167,35 +169,26 @@ async fn accept_loop(
     }
 }
 
+/// Serve one accepted public connection (after its TLS handshake, if any) on `worker`.
 pub(crate) async fn serve_tcp(
     state: Arc<AppState>,
+    worker: Arc<Worker>,
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     builder: Builder<TokioExecutor>,
     watcher: Watcher,
 ) {
+    let trusted = &state.config.server.trusted_proxies;
     let Some(acceptor) = tls else {
-        return serve_io(
-            state,
-            stream,
-            ConnInfo { peer, tls: false },
-            builder,
-            watcher,
-        )
-        .await;
+        let conn = ConnInfo::new(peer, false, trusted);
+        return serve_io(state, worker, stream, conn, builder, watcher).await;
     };
     let handshake = state.config.server.header_read_timeout;
     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
         Ok(Ok(tls_stream)) => {
-            serve_io(
-                state,
-                tls_stream,
-                ConnInfo { peer, tls: true },
-                builder,
-                watcher,
-            )
-            .await
+            let conn = ConnInfo::new(peer, true, trusted);
+            serve_io(state, worker, tls_stream, conn, builder, watcher).await
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -204,6 +197,7 @@ pub(crate) async fn serve_tcp(
 
 async fn serve_io<I>(
     state: Arc<AppState>,
+    worker: Arc<Worker>,
     io: I,
     conn: ConnInfo,
     builder: Builder<TokioExecutor>,
@@ -211,11 +205,15 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = conn.peer;
+    let conn = Arc::new(conn);
     let router_state = state.clone();
-    let handle = move |req| router::handle(router_state.clone(), req, conn);
-    let connection = connection(state, io, conn.peer, &builder, handle);
+    let handle = move |req| {
+        router::handle(router_state.clone(), worker.clone(), req, conn.clone())
+    };
+    let connection = connection(state, io, peer, &builder, handle);
     if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection closed with an error");
+        tracing::debug!(%peer, error = %e, "connection closed with an error");
     }
 }
 

@@ -1,8 +1,9 @@
 //! Worker threads: one single-threaded runtime per core, like nginx's worker processes.
 //!
 //! The accept loop hands each accepted connection to a worker in turn; the connection then
-//! lives on that worker's thread for its whole life, with its upstream connections (see
-//! [`crate::proxy`]'s per-thread client), so a request crosses no thread on its way through.
+//! lives on that worker's thread for its whole life, with the worker's own upstream
+//! connections and request counts (its [`Worker`]), so a request crosses no thread on its
+//! way through.
 //! On shutdown the workers stop receiving, let their in-flight requests finish within
 //! `drain_timeout`, and exit.
 
@@ -18,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{http_builder, serve_tcp};
 use crate::state::AppState;
+use crate::worker::Worker;
 
 /// An accepted connection on its way to a worker, holding its `max_connections` slot.
 pub struct Accepted {
@@ -110,22 +112,26 @@ async fn serve_connections(
 ) {
     let graceful = GracefulShutdown::new();
     let builder = http_builder();
+    let worker = Arc::new(Worker::new(&state));
+    let pruner = tokio::spawn(prune_idle(worker.clone()));
     while let Some(accepted) = rx.recv().await {
         let Ok(stream) = TcpStream::from_std(accepted.stream) else {
             continue;
         };
-        let (state, tls, builder, watcher) = (
+        let (state, worker, tls, builder, watcher) = (
             state.clone(),
+            worker.clone(),
             tls.clone(),
             builder.clone(),
             graceful.watcher(),
         );
         let permit = accepted.permit;
         tokio::spawn(async move {
-            serve_tcp(state, stream, accepted.peer, tls, builder, watcher).await;
+            serve_tcp(state, worker, stream, accepted.peer, tls, builder, watcher).await;
             drop(permit);
         });
     }
+    pruner.abort();
     let drain = state.config.server.drain_timeout;
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
@@ -135,5 +141,14 @@ async fn serve_connections(
             ?drain,
             "drain timeout reached; closing remaining connections"
         );
+    }
+}
+
+/// Close this worker's upstream connections that stayed idle too long.
+async fn prune_idle(worker: Arc<Worker>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        every.tick().await;
+        worker.upstreams.prune();
     }
 }

@@ -128,6 +128,7 @@ mod tests {
             session_key: Secret::new("k"),
             phone: None,
             expires_at: SystemTime::now() + ttl,
+            identity: Default::default(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! backend lives in [`memory`]; a shared backend implements the same trait. Stores see
 //! token hashes only. This module never talks to WeChat and never decides on accounts.
 
+pub mod identity;
 pub mod memory;
 pub mod redis;
 pub mod token;
@@ -13,9 +14,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::accounts::Subject;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 
+pub use identity::{Identity, IdentitySlot};
 pub use token::{Credential, Token, TokenHash};
 
 /// One logged-in mini-program user.
@@ -29,11 +32,22 @@ pub struct Session {
     /// A verified phone in E.164, once `/wx/phone` succeeded.
     pub phone: Option<String>,
     pub expires_at: SystemTime,
+    /// The identity resolved from this session, once a proxied route needed it.
+    pub identity: IdentitySlot,
 }
 
 impl Session {
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now >= self.expires_at
+    }
+
+    /// The session as the accounts mapping sees it.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            openid: &self.openid,
+            unionid: self.unionid.as_deref(),
+            phone: self.phone.as_deref(),
+        }
     }
 }
 
@@ -53,4 +67,20 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), GatewayError>;
     /// Live sessions, when the backend can count them cheaply.
     async fn live_sessions(&self) -> Option<u64>;
+}
+
+/// The live session behind a `wxg_` token; an unknown, malformed (not text included) or
+/// expired token is 401.
+pub async fn lookup(
+    store: &dyn SessionStore,
+    token: &[u8],
+) -> Result<(TokenHash, Arc<Session>), GatewayError> {
+    let Some(token) = token::well_formed(token) else {
+        return Err(GatewayError::Unauthenticated);
+    };
+    let hash = TokenHash::of(token);
+    match store.get(&hash).await? {
+        Some(session) => Ok((hash, session)),
+        None => Err(GatewayError::Unauthenticated),
+    }
 }

@@ -19,12 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Session, SessionStore, TokenHash};
 use crate::error::GatewayError;
-use crate::redis::RedisBackend;
+use crate::redis::{LOCAL_TTL, RedisBackend};
 use crate::secret::Secret;
 
-/// How long a replica may answer from its local copy of a session: under the contract's
-/// 1 s for a logout to reach every replica, with room for timer slack.
-pub const LOCAL_TTL: Duration = Duration::from_millis(900);
 const LOCAL_CAPACITY: u64 = 100_000;
 /// How long this replica remembers a logout: longer than any command still in flight
 /// (each is bounded by one second) could take to come back.
@@ -85,6 +82,7 @@ impl RedisStore {
             session_key: Secret::new(s.session_key),
             phone: s.phone,
             expires_at: UNIX_EPOCH + Duration::from_millis(s.expires_at_ms),
+            identity: Default::default(),
         })
     }
 

@@ -11,7 +11,7 @@ fn names() -> IdentityNames {
         std::path::Path::new("."),
     );
     match c {
-        Ok(c) => IdentityNames::new(&c.identity_headers),
+        Ok(c) => c.identity_headers,
         Err(e) => panic!("{e}"),
     }
 }
@@ -109,8 +109,10 @@ fn forwarded_headers_from_untrusted_and_trusted_peers() {
         peer_trusted: false,
         ip: ip("1.2.3.4"),
     };
+    let peer_value = HeaderValue::from_static("1.2.3.4");
     let hop = Hop {
         client: untrusted,
+        peer_value: &peer_value,
         scheme: "http",
         host: Some(&host),
     };

@@ -1,0 +1,140 @@
+//! The identity a session shows its upstreams, resolved once and reused until it changes.
+//!
+//! An [`Identity`] is what the proxy injects: the verified WeChat identity and the account
+//! and phone the current mapping gives it, as ready header values. It is built the first
+//! time a session is used on a proxied route and cached on the session; it is built again
+//! only when its [`Stamp`] no longer holds: the accounts file was reloaded, a binding
+//! changed on this instance, or (shared bindings) the binding it was built from may have
+//! changed on another replica. A request then copies pointers. Nothing here talks to
+//! WeChat or decides an HTTP answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::Session;
+use crate::accounts::{AccountResolver, BindingStore, Resolved};
+use crate::config::IdentityHeaders;
+use crate::error::GatewayError;
+
+/// When an identity was resolved: the generations of its sources, and for a binding read
+/// from a shared store, until when that answer may be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub accounts: u64,
+    pub bindings: u64,
+    pub fresh_until: Option<Instant>,
+}
+
+impl Stamp {
+    fn holds(&self, accounts: u64, bindings: u64) -> bool {
+        self.accounts == accounts
+            && self.bindings == bindings
+            && self.fresh_until.is_none_or(|t| Instant::now() < t)
+    }
+}
+
+/// A session's resolved identity, ready to inject.
+#[derive(Debug)]
+pub struct Identity {
+    /// The account and verified phone the current mapping gives the session.
+    pub resolved: Resolved,
+    /// The identity headers, in order; values that are not header text are left out.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    stamp: Stamp,
+}
+
+impl Identity {
+    /// Build the identity of `session`, resolved as `resolved`.
+    pub fn build(
+        names: &IdentityHeaders,
+        session: &Session,
+        resolved: Resolved,
+        stamp: Stamp,
+    ) -> Self {
+        let fields = [
+            (&names.openid, Some(session.openid.as_str())),
+            (&names.appid, Some(&*session.appid)),
+            (&names.unionid, session.unionid.as_deref()),
+            (&names.account_id, resolved.account.as_deref()),
+            (&names.phone, resolved.phone.as_deref()),
+        ];
+        let headers = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = HeaderValue::from_str(value?).ok()?;
+                Some((name.clone(), value))
+            })
+            .collect();
+        Self {
+            resolved,
+            headers,
+            stamp,
+        }
+    }
+
+    /// Whether the identity carries an account.
+    pub fn has_account(&self) -> bool {
+        self.resolved.account.is_some()
+    }
+
+    /// Set the identity headers on an upstream request (the client's look-alikes are
+    /// already gone).
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Room on a session for its resolved identity. A copy of a session (a phone
+/// verification makes one) starts empty.
+#[derive(Default)]
+pub struct IdentitySlot(ArcSwapOption<Identity>);
+
+impl Clone for IdentitySlot {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for IdentitySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentitySlot")
+    }
+}
+
+/// Where identities are resolved from: the accounts file, the bindings and the names of
+/// the headers.
+pub struct Resolver<'a> {
+    pub accounts: &'a AccountResolver,
+    pub bindings: &'a dyn BindingStore,
+    pub names: &'a IdentityHeaders,
+}
+
+impl Resolver<'_> {
+    /// The identity of `session`: the cached one while its stamp holds, else resolved now
+    /// (and cached).
+    pub async fn identity(&self, session: &Session) -> Result<Arc<Identity>, GatewayError> {
+        let (accounts, bindings) = (self.accounts.generation(), self.bindings.generation());
+        if let Some(id) = session.identity.0.load_full()
+            && id.stamp.holds(accounts, bindings)
+        {
+            return Ok(id);
+        }
+        let lookup = self.bindings.lookup(&session.appid, &session.openid).await?;
+        let resolved = self
+            .accounts
+            .resolve(session.subject(), lookup.binding.as_deref());
+        let stamp = Stamp {
+            accounts,
+            bindings,
+            fresh_until: lookup.fresh_until,
+        };
+        let id = Arc::new(Identity::build(self.names, session, resolved, stamp));
+        session.identity.0.store(Some(id.clone()));
+        Ok(id)
+    }
+}

@@ -1,0 +1,29 @@
+//! What one worker thread owns: its upstream connections and its share of the metrics.
+//!
+//! A [`Worker`] is made once per worker thread and handed to every connection that
+//! thread serves, so the hot path touches no pool and no counter that another core also
+//! writes. The admin listener sums the request counts of every worker when it renders.
+//! Nothing here is global: the worker threads ([`crate::server::workers`]) own these.
+
+use std::sync::Arc;
+
+use crate::metrics::RequestShard;
+use crate::proxy::upstream::Upstreams;
+use crate::state::AppState;
+
+/// One worker thread's own resources.
+pub struct Worker {
+    /// Idle connections to every route's upstream, opened by this worker.
+    pub upstreams: Upstreams,
+    /// Requests counted on this worker.
+    pub requests: Arc<RequestShard>,
+}
+
+impl Worker {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            upstreams: Upstreams::new(state.routes.iter().map(|r| &r.config.upstream)),
+            requests: state.metrics.shard(),
+        }
+    }
+}
