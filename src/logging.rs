@@ -3,12 +3,15 @@
 //! `RUST_LOG` overrides `[log] level`. The HTTP and TLS libraries are capped at `info`
 //! whatever the filter says, so that no trace of theirs can carry a URL with an app secret
 //! or an access_token; the gateway's own log lines never include secrets (they travel in
-//! [`crate::secret::Secret`], which prints `***`). Lines are appended to a buffer that a
-//! background thread flushes every [`FLUSH_EVERY`] (or at once past [`MAX_BUFFER`]), like
-//! nginx's `access_log ... buffer= flush=`: one write per batch, not one per request.
+//! [`crate::secret::Secret`], which prints `***`). Each thread appends its lines to a
+//! buffer of its own (no lock another core contends for on the request path), and a
+//! background thread writes every buffer out every [`FLUSH_EVERY`] (a thread writes its
+//! own at once past [`MAX_BUFFER`]), like nginx's `access_log ... buffer= flush=`: one
+//! write per batch, not one per request. A line is always written whole.
 
+use std::cell::OnceCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
@@ -29,41 +32,65 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// A buffer this large is written at once by the thread that filled it.
 const MAX_BUFFER: usize = 64 * 1024;
 
-/// Buffered stderr shared by every thread that logs.
+/// One thread's pending log lines.
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+fn lock(buffer: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
+    buffer.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// This thread's buffer, registered with the flusher on first use.
+    static OWN: OnceCell<Buffer> = const { OnceCell::new() };
+}
+
+/// Buffered stderr: every logging thread's buffer, for the flusher to drain.
 #[derive(Clone, Default)]
 pub struct BatchedStderr {
-    buffer: Arc<Mutex<Vec<u8>>>,
+    buffers: Arc<Mutex<Vec<Buffer>>>,
 }
 
 impl BatchedStderr {
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.buffer
+    fn register(&self) -> Buffer {
+        let buffer = Buffer::default();
+        self.buffers
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buffer.clone());
+        buffer
     }
 
-    /// Write out whatever is buffered.
+    /// Write out whatever every thread has buffered; forget the buffers of threads
+    /// that have ended.
     pub fn flush_now(&self) {
-        let pending = std::mem::take(&mut *self.lock());
-        if !pending.is_empty() {
-            let _ = std::io::stderr().lock().write_all(&pending);
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = std::io::stderr().lock();
+        for buffer in buffers.iter() {
+            let pending = std::mem::take(&mut *lock(buffer));
+            if !pending.is_empty() {
+                let _ = out.write_all(&pending);
+            }
         }
+        buffers.retain(|b| Arc::strong_count(b) > 1);
     }
 }
 
-/// One log line being written.
+/// One log line being written, into the writing thread's buffer.
 pub struct LineWriter<'a>(&'a BatchedStderr);
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut buffer = self.0.lock();
-        buffer.extend_from_slice(buf);
-        if buffer.len() >= MAX_BUFFER {
-            let full = std::mem::take(&mut *buffer);
-            drop(buffer);
-            std::io::stderr().lock().write_all(&full)?;
-        }
-        Ok(buf.len())
+        OWN.with(|own| {
+            let buffer = own.get_or_init(|| self.0.register());
+            let mut pending = lock(buffer);
+            pending.extend_from_slice(buf);
+            if pending.len() >= MAX_BUFFER {
+                let full = std::mem::take(&mut *pending);
+                drop(pending);
+                std::io::stderr().lock().write_all(&full)?;
+            }
+            Ok(buf.len())
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

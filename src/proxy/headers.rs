@@ -95,6 +95,14 @@ fn folded_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Remove hop-by-hop headers, including those a `Connection` header lists.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip_connection_listed(headers);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Remove the headers a `Connection` header names (no allocation when there is none).
+fn strip_connection_listed(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -102,9 +110,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
         .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &listed {
         headers.remove(name);
     }
+}
+
+/// Everything the upstream must not see of the client's headers, in one pass over them:
+/// hop-by-hop headers, identity look-alikes, gateway tokens, and (from an untrusted peer)
+/// forwarding claims. The same as [`strip_hop_by_hop`], [`strip_identity_headers`] and
+/// [`strip_forwarding_claims`] in turn.
+pub fn sanitize(headers: &mut HeaderMap, names: &IdentityNames, peer_trusted: bool) {
+    strip_connection_listed(headers);
+    remove_matching(headers, |n| {
+        HOP_BY_HOP.contains(n)
+            || names.is_spoofable(n)
+            || (!peer_trusted && is_forwarding_claim(n))
+    });
+    strip_gateway_tokens(headers);
 }
 
 /// Remove every header that could pose as identity, and every `Authorization` value that

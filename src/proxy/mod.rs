@@ -118,11 +118,8 @@ impl Exchange<'_> {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        headers::strip_hop_by_hop(&mut parts.headers);
-        headers::strip_identity_headers(&mut parts.headers, &self.state.config.identity_headers);
-        if !conn.peer_trusted {
-            headers::strip_forwarding_claims(&mut parts.headers);
-        }
+        let names = &self.state.config.identity_headers;
+        headers::sanitize(&mut parts.headers, names, conn.peer_trusted);
         if let Some(identity) = caller {
             identity.inject(&mut parts.headers);
         }

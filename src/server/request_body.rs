@@ -53,7 +53,10 @@ impl BodyError {
 pub struct TimedBody<B> {
     inner: B,
     timeout: Duration,
+    /// Armed at the first wait; re-armed lazily, when it fires after progress.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// When the body last gave a frame (meaningful once `deadline` is armed).
+    progressed: Instant,
 }
 
 impl<B> TimedBody<B> {
@@ -62,6 +65,7 @@ impl<B> TimedBody<B> {
             inner,
             timeout,
             deadline: None,
+            progressed: Instant::now(),
         }
     }
 }
@@ -81,21 +85,26 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                if let Some(deadline) = this.deadline.as_mut() {
-                    deadline.as_mut().reset(Instant::now() + this.timeout);
+                if this.deadline.is_some() {
+                    this.progressed = Instant::now();
                 }
                 let broken = |e: B::Error| -> BoxError { Box::new(BodyError::Broken(e.into())) };
                 Poll::Ready(frame.map(|f| f.map_err(broken)))
             }
             Poll::Pending => {
                 let timeout = this.timeout;
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyError::TimedOut)))),
-                    Poll::Pending => Poll::Pending,
+                let deadline = this.deadline.get_or_insert_with(|| {
+                    this.progressed = Instant::now();
+                    Box::pin(tokio::time::sleep(timeout))
+                });
+                while deadline.as_mut().poll(cx).is_ready() {
+                    let due = this.progressed + timeout;
+                    if Instant::now() >= due {
+                        return Poll::Ready(Some(Err(Box::new(BodyError::TimedOut))));
+                    }
+                    deadline.as_mut().reset(due);
                 }
+                Poll::Pending
             }
         }
     }

@@ -9,6 +9,12 @@
 //! Whatever the phase, a write to the client that makes no progress for `body_timeout`
 //! ends the connection, so a client that stops reading frees its slot and its upstream
 //! (over HTTP/2, where flow control stalls instead, [`super::stall`] notices).
+//!
+//! The read clock is lazy: a phase change only notes when the phase began, and the one
+//! timer of the connection, armed at most the shorter of the two read timeouts ahead, checks the phase's
+//! deadline when it fires and re-arms itself if that deadline is still ahead. A keep-alive
+//! request therefore costs no timer operation; an idle connection wakes once per
+//! that shorter timeout.
 
 use std::future::Future;
 use std::io;
@@ -85,7 +91,10 @@ pub struct TimedIo<I> {
     in_flight: Arc<InFlight>,
     timeouts: ConnTimeouts,
     phase: Phase,
-    deadline: Pin<Box<Sleep>>,
+    /// When the current phase began.
+    since: Instant,
+    /// Fires no later than the current phase's deadline (see the module doc).
+    check: Pin<Box<Sleep>>,
     /// Armed while a write waits for the client; created at the first such wait.
     write_deadline: Option<Pin<Box<Sleep>>>,
     write_waiting: bool,
@@ -100,7 +109,8 @@ impl<I> TimedIo<I> {
             in_flight,
             timeouts,
             phase: Phase::Headers,
-            deadline: Box::pin(tokio::time::sleep(timeouts.header_read)),
+            since: Instant::now(),
+            check: Box::pin(tokio::time::sleep(timeouts.header_read)),
             write_deadline: None,
             write_waiting: false,
             stall_tick: None,
@@ -128,15 +138,34 @@ impl<I> TimedIo<I> {
     }
 
     fn enter(&mut self, phase: Phase) {
-        let timeout = match phase {
-            Phase::Headers => self.timeouts.header_read,
-            Phase::Idle => self.timeouts.idle,
-            Phase::Busy => Duration::ZERO,
-        };
         self.phase = phase;
-        if phase != Phase::Busy {
-            self.deadline.as_mut().reset(Instant::now() + timeout);
+        self.since = Instant::now();
+    }
+
+    /// When the current phase times out (never while a request is in flight).
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Headers => Some(self.since + self.timeouts.header_read),
+            Phase::Idle => Some(self.since + self.timeouts.idle),
+            Phase::Busy => None,
         }
+    }
+
+    /// Whether the phase's deadline has passed; if the timer fired early (the phase
+    /// changed since it was armed), it is armed again, at most the shorter read timeout
+    /// ahead.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.check.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let horizon = now + self.timeouts.header_read.min(self.timeouts.idle);
+            let next = match self.deadline() {
+                Some(due) if due <= now => return true,
+                Some(due) => due.min(horizon),
+                None => horizon,
+            };
+            self.check.as_mut().reset(next);
+        }
+        false
     }
 }
 
@@ -169,13 +198,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending if this.poll_expired(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))),
+            Poll::Pending => Poll::Pending,
             other => other,
         }
     }

@@ -275,3 +275,39 @@ proptest! {
         prop_assert_eq!(left, foreign.iter().collect::<Vec<_>>());
     }
 }
+
+proptest! {
+    /// One pass does what the three strip steps do in turn, from trusted and untrusted
+    /// peers alike.
+    #[test]
+    fn sanitize_equals_the_three_steps(
+        picks in proptest::collection::vec((0usize..24, any::<bool>()), 0..16),
+        trusted in any::<bool>(),
+    ) {
+        const NAMES: [&str; 24] = [
+            "accept", "connection", "keep-alive", "te", "trailer", "transfer-encoding",
+            "upgrade", "proxy-authorization", "proxy-connection", "x-wx-openid", "X_WX_APPID",
+            "x-user-id", "x.user.id", "forwarded", "x-forwarded-for", "x_real_ip",
+            "true-client-ip", "x-forwarded-host", "cookie", "x-custom", "authorization",
+            "content-type", "x-original-url", "user-agent",
+        ];
+        let n = names();
+        let mut h = HeaderMap::new();
+        for (i, bearer) in &picks {
+            let value = match (NAMES[*i], bearer) {
+                ("authorization", true) => "Bearer wxg_abc",
+                ("connection", true) => "x-custom, cookie",
+                (_, _) => "v",
+            };
+            h.append(name(NAMES[*i]), HeaderValue::from_static(value));
+        }
+        let mut stepwise = h.clone();
+        strip_hop_by_hop(&mut stepwise);
+        strip_identity_headers(&mut stepwise, &n);
+        if !trusted {
+            strip_forwarding_claims(&mut stepwise);
+        }
+        sanitize(&mut h, &n, trusted);
+        prop_assert_eq!(h, stepwise);
+    }
+}
