@@ -84,6 +84,13 @@ pub struct ConnTimeouts {
     pub write_stall: Duration,
 }
 
+impl ConnTimeouts {
+    /// How far ahead the read clock is ever armed: the shorter read timeout.
+    fn horizon(&self) -> Duration {
+        self.header_read.min(self.idle)
+    }
+}
+
 /// An IO stream that times out slow headers, idle keep-alive connections and clients that
 /// stop reading.
 pub struct TimedIo<I> {
@@ -110,7 +117,7 @@ impl<I> TimedIo<I> {
             timeouts,
             phase: Phase::Headers,
             since: Instant::now(),
-            check: Box::pin(tokio::time::sleep(timeouts.header_read)),
+            check: Box::pin(tokio::time::sleep(timeouts.horizon())),
             write_deadline: None,
             write_waiting: false,
             stall_tick: None,
@@ -157,7 +164,7 @@ impl<I> TimedIo<I> {
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
         while self.check.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
-            let horizon = now + self.timeouts.header_read.min(self.timeouts.idle);
+            let horizon = now + self.timeouts.horizon();
             let next = match self.deadline() {
                 Some(due) if due <= now => return true,
                 Some(due) => due.min(horizon),
