@@ -124,7 +124,12 @@ impl ClientAddr {
     }
 
     /// The same, for a (canonical) peer whose trust was settled when it connected.
-    pub fn behind(peer: IpAddr, peer_trusted: bool, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
+    pub fn behind(
+        peer: IpAddr,
+        peer_trusted: bool,
+        headers: &HeaderMap,
+        trusted: &[IpNet],
+    ) -> Self {
         let ip = if peer_trusted {
             walk_forwarded_for(peer, headers, trusted)
         } else {

@@ -17,6 +17,7 @@ use crate::auth::{self, Endpoint};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody};
+use crate::logging::{self, AccessLine};
 use crate::proxy::{self, Exchange};
 use crate::state::{AppState, Route};
 use crate::worker::Worker;
@@ -100,16 +101,6 @@ fn request_id(req: &Request<RequestBody>) -> HeaderValue {
         })
 }
 
-/// A duration shown as milliseconds with microsecond precision (`1.975`).
-struct Millis(std::time::Duration);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let micros = self.0.as_micros();
-        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
-    }
-}
-
 /// Handle one request from the public listener, on the worker serving its connection.
 pub async fn handle(
     state: Arc<AppState>,
@@ -120,7 +111,7 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = request_id(&req);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let (label, result) = dispatch(&state, &worker, req, &conn, &request_id).await;
     let mut response = result.unwrap_or_else(|e| {
         if let GatewayError::Internal(detail) = &e {
@@ -130,16 +121,15 @@ pub async fn handle(
     });
     let status = response.status().as_u16();
     worker.requests.record(label, status);
-    tracing::info!(
-        target: "wxgate::access",
-        method = %method,
-        path = %path,
-        route = %label,
+    logging::access(&AccessLine {
+        method: &method,
+        path: uri.path(),
+        route: label,
         status,
-        latency_ms = %Millis(started.elapsed()),
-        request_id = request_id.to_str().unwrap_or("-"),
-        peer = %conn.peer.ip(),
-    );
+        latency: started.elapsed(),
+        request_id: request_id.to_str().unwrap_or("-"),
+        peer: conn.peer.ip(),
+    });
     response
         .headers_mut()
         .entry("x-request-id")
@@ -166,7 +156,12 @@ async fn dispatch<'a>(
                 Endpoint::Session => &state.labels.session,
                 Endpoint::Logout => &state.labels.logout,
             };
-            (label, auth::handle(state, endpoint, req, conn).await)
+            // Boxed: the endpoints' futures are large, and every request's future would
+            // otherwise be as large as the largest of them.
+            (
+                label,
+                Box::pin(auth::handle(state, endpoint, req, conn)).await,
+            )
         }
         Target::Proxy(route) => {
             let exchange = Exchange {

@@ -14,8 +14,8 @@ use moka::future::Cache;
 
 use super::bindings::{Binding, BindingStore, Lookup};
 use crate::error::GatewayError;
-use crate::redis::RedisBackend;
 use crate::redis::LOCAL_TTL;
+use crate::redis::RedisBackend;
 
 /// Bindings in the shared store.
 pub struct RedisBindings {

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{limit_client, outcome, read_json, required_code};
 use crate::accounts::Resolved;
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
-use crate::conn::ConnInfo;
 use crate::session::{Session, Token};
 use crate::state::AppState;
 

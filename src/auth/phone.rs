@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{authenticate, identify, limit_client, outcome, read_json, required_code};
 use crate::accounts::{Binding, phone};
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
-use crate::conn::ConnInfo;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::wechat::phone::PhoneInfo;

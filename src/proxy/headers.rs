@@ -122,9 +122,7 @@ fn strip_connection_listed(headers: &mut HeaderMap) {
 pub fn sanitize(headers: &mut HeaderMap, names: &IdentityNames, peer_trusted: bool) {
     strip_connection_listed(headers);
     remove_matching(headers, |n| {
-        HOP_BY_HOP.contains(n)
-            || names.is_spoofable(n)
-            || (!peer_trusted && is_forwarding_claim(n))
+        HOP_BY_HOP.contains(n) || names.is_spoofable(n) || (!peer_trusted && is_forwarding_claim(n))
     });
     strip_gateway_tokens(headers);
 }

@@ -118,17 +118,17 @@ impl Upstreams {
     pub fn prune(&self) {
         for way in &self.ways {
             if let Way::Plain(pool) = way {
-                pool.lock().retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
+                pool.lock()
+                    .retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
             }
         }
     }
 }
 
 fn boxed(body: Incoming) -> Body {
-    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
-        body,
-        |e| -> BoxError { Box::new(e) },
-    ))
+    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, |e| -> BoxError {
+        Box::new(e)
+    }))
 }
 
 /// `host:port`, the default port filled in.
@@ -186,11 +186,15 @@ impl Pool {
 
     /// Send on an idle connection, or a new one. A request that a reused connection could
     /// not take (it closed meanwhile) is sent again on a fresh one.
-    async fn send(self: &Arc<Self>, mut req: Request<UpstreamBody>) -> Result<Response<Body>, UpstreamError> {
+    async fn send(
+        self: &Arc<Self>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<Body>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                // Boxed: a connect is rare, and its future would make every request's larger.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if sender.ready().await.is_err() {
                 if reused {

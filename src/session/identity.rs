@@ -124,7 +124,10 @@ impl Resolver<'_> {
         {
             return Ok(id);
         }
-        let lookup = self.bindings.lookup(&session.appid, &session.openid).await?;
+        let lookup = self
+            .bindings
+            .lookup(&session.appid, &session.openid)
+            .await?;
         let resolved = self
             .accounts
             .resolve(session.subject(), lookup.binding.as_deref());

@@ -205,7 +205,14 @@ mod tests {
             let key = TokenHash::of(&format!("wxg_{i}"));
             assert!(store.put(key, session(Duration::ZERO)).await.is_ok());
         }
-        let held: usize = store.shards.iter().map(|s| MemoryStore::read(s).len()).sum();
-        assert!(held < stored / 2, "{held} of {stored} expired sessions held");
+        let held: usize = store
+            .shards
+            .iter()
+            .map(|s| MemoryStore::read(s).len())
+            .sum();
+        assert!(
+            held < stored / 2,
+            "{held} of {stored} expired sessions held"
+        );
     }
 }

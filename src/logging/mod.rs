@@ -9,15 +9,22 @@
 //! own at once past [`MAX_BUFFER`]), like nginx's `access_log ... buffer= flush=`: one
 //! write per batch, not one per request. A line is always written whole.
 
+mod access;
+
 use std::cell::OnceCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
+
+pub use access::AccessLine;
+
+/// Where the access log goes, once logging is set up: the buffers and the format.
+static ACCESS: OnceLock<(BatchedStderr, LogFormat)> = OnceLock::new();
 
 /// Libraries whose verbose levels could echo request targets.
 const CAPPED: [&str; 5] = [
@@ -75,22 +82,41 @@ impl BatchedStderr {
     }
 }
 
+/// Append `line` to this thread's buffer, whole.
+fn append(batched: &BatchedStderr, line: &[u8]) {
+    OWN.with(|own| {
+        let buffer = own.get_or_init(|| batched.register());
+        let mut pending = lock(buffer);
+        pending.extend_from_slice(line);
+        if pending.len() >= MAX_BUFFER {
+            let full = std::mem::take(&mut *pending);
+            drop(pending);
+            let _ = std::io::stderr().lock().write_all(&full);
+        }
+    });
+}
+
+/// Write one access-log line, if logging is set up and `wxgate::access` is enabled at
+/// `info` (see [`access`]).
+pub fn access(line: &AccessLine<'_>) {
+    let Some((batched, format)) = ACCESS.get() else {
+        return;
+    };
+    if !tracing::enabled!(target: "wxgate::access", tracing::Level::INFO) {
+        return;
+    }
+    let mut text = String::with_capacity(256);
+    line.format(*format, SystemTime::now(), &mut text);
+    append(batched, text.as_bytes());
+}
+
 /// One log line being written, into the writing thread's buffer.
 pub struct LineWriter<'a>(&'a BatchedStderr);
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        OWN.with(|own| {
-            let buffer = own.get_or_init(|| self.0.register());
-            let mut pending = lock(buffer);
-            pending.extend_from_slice(buf);
-            if pending.len() >= MAX_BUFFER {
-                let full = std::mem::take(&mut *pending);
-                drop(pending);
-                std::io::stderr().lock().write_all(&full)?;
-            }
-            Ok(buf.len())
-        })
+        append(self.0, buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -147,8 +173,11 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
             .with_current_span(false)
             .try_init(),
     };
-    if let Err(e) = result {
-        eprintln!("wxgate: logging already initialised: {e}");
+    match result {
+        Ok(()) => {
+            let _ = ACCESS.set((writer.clone(), format));
+        }
+        Err(e) => eprintln!("wxgate: logging already initialised: {e}"),
     }
     LogGuard(writer)
 }
