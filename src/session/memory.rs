@@ -79,7 +79,7 @@ impl MemoryStore {
     /// shard in turn.
     fn sweep_some(&self) {
         let n = self.stores.fetch_add(1, Ordering::Relaxed);
-        if n % SWEEP_EVERY == 0 {
+        if n.is_multiple_of(SWEEP_EVERY) {
             let shard = &self.shards[(n / SWEEP_EVERY) % SHARDS];
             let now = SystemTime::now();
             Self::write(shard).retain(|_, s| !s.is_expired(now));
