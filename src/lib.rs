@@ -11,6 +11,7 @@
 //! - [`accounts`]: identity → account resolution: durable bindings, the accounts file (hot-reloaded).
 //! - [`proxy`]: header sanitising and injection, X-Forwarded-*, the pooled upstream client.
 //! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
+//! - [`clock`], [`net`]: leaf helpers: Unix time for the stores, CIDR membership.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
 //! - [`admin`]: probes, metrics, bindings and the access_token server on the admin listener.
@@ -19,6 +20,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod http;
 pub mod limit;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod proxy;
 pub mod redis;
 pub mod router;

@@ -38,7 +38,7 @@ pub type TestBody = BoxBody<Bytes, Infallible>;
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("OS RNG");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(buf)
 }
 
 /// A loopback port that was free a moment ago (bind :0, read, drop).

@@ -357,12 +357,8 @@ pub fn assert_dump_clean(dump: &[(String, Vec<Vec<u8>>)], secrets: &[String]) {
                 out.push(d);
             }
         }
-        if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hex: Option<Vec<u8>> = (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-                .collect();
-            out.extend(hex);
+        if let Ok(d) = hex::decode(&s) {
+            out.push(d);
         }
         out
     };
