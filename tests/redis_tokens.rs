@@ -150,7 +150,7 @@ async fn proxied_requests_per_second_redis_vs_memory() {
     };
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let base = GatewayBuilder::new(&wx)
-        .rust_log("warn")
+        .rust_log(common::builder::QUIET_LOG)
         .route("/req/", &echo.url, "required");
     let mem = base.clone().start().await;
     let red = base

@@ -1,8 +1,9 @@
-//! A real `redis-server` for the Redis tests: started on a free loopback port (never 6379)
-//! in a temp dir with persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the
-//! same port; a local 3-master Redis Cluster; a tiny RESP client to read every key and
-//! value back. Without `redis-server` the tests skip with a note, unless `CI` is set: then
-//! they fail.
+//! A real `redis-server` for the Redis tests: started on a loopback port below the
+//! kernel's ephemeral range (never 6379; a port it cannot bind, or that another process
+//! answers on, is given up for another, a bounded number of times) in a temp dir with
+//! persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the same port; a local
+//! 3-master Redis Cluster; a tiny RESP client to read every key and value back. Without
+//! `redis-server` the tests skip with a note, unless `CI` is set: then they fail.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -13,7 +14,21 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use tempfile::TempDir;
 
-use super::free_port;
+use super::gateway::capture;
+
+/// Ports tried for a server: below Linux's ephemeral range (32768 and up), where the
+/// kernel never puts the tests' own `:0` sockets, with room for each one's cluster bus
+/// port (+10000, Redis's default offset).
+const PORTS: std::ops::Range<u16> = 12_000..22_000;
+/// How many ports a server tries before the test fails.
+const PORT_TRIES: usize = 10;
+
+/// A port from [`PORTS`], at random.
+fn candidate_port() -> u16 {
+    let span = u64::from(PORTS.end - PORTS.start);
+    let offset = getrandom::u64().expect("OS RNG") % span;
+    PORTS.start + u16::try_from(offset).expect("offset within the range")
+}
 
 /// A reply in RESP2.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,21 +163,32 @@ impl RedisServer {
         Some(Self::start_with(&[]).await)
     }
 
-    /// Start with extra arguments on a free port (three tries against port races).
+    /// Start with extra arguments on a free port: a port it cannot bind (or where another
+    /// process answers) is given up for another, up to [`PORT_TRIES`] times.
     pub async fn start_with(extra: &[&str]) -> RedisServer {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for _ in 0..3 {
-            let mut r = RedisServer {
-                port: free_port(),
-                extra: extra.clone(),
-                dir: tempfile::tempdir().expect("tempdir"),
-                child: None,
-            };
-            if r.launch().await {
-                return r;
+        let mut failures = Vec::new();
+        for _ in 0..PORT_TRIES {
+            let port = candidate_port();
+            match Self::start_on(port, extra).await {
+                Ok(r) => return r,
+                Err(why) => failures.push(format!("port {port}: {why}")),
             }
         }
-        panic!("redis-server did not start on a free port three times");
+        panic!(
+            "redis-server did not start on {PORT_TRIES} ports:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// Start on `port` exactly; Err with why when that fails (the port is taken, say).
+    pub async fn start_on(port: u16, extra: &[&str]) -> Result<RedisServer, String> {
+        let mut r = RedisServer {
+            port,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        r.launch().await.map(|()| r)
     }
 
     /// redis://127.0.0.1:PORT/0
@@ -174,8 +200,10 @@ impl RedisServer {
         self.dir.path().to_path_buf()
     }
 
-    /// Spawn on `self.port` and wait until PING answers; false if it exited.
-    async fn launch(&mut self) -> bool {
+    /// Spawn on `self.port` and wait until the server on that port is this very process
+    /// (`INFO server` names its pid); Err with why (it exited, e.g. "Address already in
+    /// use", another process answers there, or it never answered).
+    async fn launch(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
@@ -184,26 +212,41 @@ impl RedisServer {
             .arg(self.dir.path())
             .args(&self.extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn redis-server");
+        let out = capture(child.stdout.take().expect("piped stdout"));
+        let err = capture(child.stderr.take().expect("piped stderr"));
+        let output = || {
+            let text = |b: &std::sync::Mutex<Vec<u8>>| {
+                String::from_utf8_lossy(&b.lock().unwrap()).into_owned()
+            };
+            format!("{}{}", text(&out), text(&err))
+        };
+        let pid = format!("process_id:{}", child.id());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let pong = matches!(command(self.port, &["PING"]), Ok(Reply::Simple(p)) if p == "PONG");
-            // (a PONG counts only from our own, still running, process)
-            if child.try_wait().ok().flatten().is_some() {
-                let _ = child.wait();
-                return false;
+        let why = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited ({status}): {}", output()));
             }
-            if pong {
-                self.child = Some(child);
-                return true;
+            match command(self.port, &["INFO", "server"]) {
+                Ok(info) if info.text().lines().any(|l| l.trim() == pid) => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Ok(info) if info.text().contains("process_id:") => {
+                    break "another process answers on this port".to_string();
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                break format!("no answer within 10 s: {}", output());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
         let _ = child.kill();
         let _ = child.wait();
-        false
+        Err(why)
     }
 
     /// `SHUTDOWN NOSAVE` and wait for the process to exit.
@@ -221,13 +264,18 @@ impl RedisServer {
 
     /// Start again on the same port (a few tries while the port is released).
     pub async fn restart(&mut self) {
+        let mut why = String::new();
         for _ in 0..50 {
-            if self.launch().await {
-                return;
+            match self.launch().await {
+                Ok(()) => return,
+                Err(e) => why = e,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("redis-server could not restart on port {}", self.port);
+        panic!(
+            "redis-server could not restart on port {}: {why}",
+            self.port
+        );
     }
 
     /// Run one command (panics on I/O errors).
@@ -290,7 +338,8 @@ impl RedisCluster {
         }
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let bus = free_port().to_string();
+            // The bus listens on the port + 10000 (Redis's default): a bus port that is
+            // taken makes the node exit, and start_with tries another pair.
             let args = [
                 "--cluster-enabled",
                 "yes",
@@ -298,8 +347,6 @@ impl RedisCluster {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
-                "--cluster-port",
-                &bus,
             ];
             nodes.push(RedisServer::start_with(&args).await);
         }
@@ -329,6 +376,21 @@ impl RedisCluster {
         .await;
         assert!(ok, "the local cluster never reached cluster_state:ok");
         Some(cluster)
+    }
+
+    /// `[session] store = "redis"` and a `[redis]` section in cluster mode: the first node
+    /// as `url`, the others as `nodes`.
+    pub fn sections(&self, key: &str) -> String {
+        let urls = self.urls();
+        let nodes = urls[1..]
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "[session]\nstore = \"redis\"\n\n[redis]\nurl = \"{}\"\nencryption_key = \"{key}\"\ncluster = true\nnodes = [{nodes}]",
+            urls[0]
+        )
     }
 
     /// Seed URLs of every node.
