@@ -163,30 +163,13 @@ impl GatewayError {
         }
     }
 
-    /// The message shown to the client: internal details stay in the log.
+    /// The message shown to the client: its own text, except where that is a detail for
+    /// the log only.
     fn public_message(&self) -> Cow<'_, str> {
-        match self {
-            Self::Internal(_) => Cow::Borrowed("internal error; the gateway log has details"),
-            Self::InvalidRequest(_)
-            | Self::BadFraming(_)
-            | Self::InvalidCode { .. }
-            | Self::CodeUsed { .. }
-            | Self::UserBlocked { .. }
-            | Self::Unauthenticated
-            | Self::AccountNotBound
-            | Self::Forbidden
-            | Self::NotFound
-            | Self::MethodNotAllowed { .. }
-            | Self::AccountConflict
-            | Self::PayloadTooLarge
-            | Self::RequestTimeout
-            | Self::RateLimited { .. }
-            | Self::WechatRateLimited { .. }
-            | Self::Wechat { .. }
-            | Self::UpstreamUnavailable
-            | Self::WechatUnavailable { .. }
-            | Self::StoreUnavailable
-            | Self::UpstreamTimeout => Cow::Owned(self.to_string()),
+        if self.logged_detail().is_some() {
+            Cow::Borrowed("internal error; the gateway log has details")
+        } else {
+            Cow::Owned(self.to_string())
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Resp, client, send};
+use super::{FakeWechat, Resp, client, send};
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
@@ -244,6 +244,18 @@ impl Gateway {
         let r = self.login(code).await;
         assert_eq!(r.status, 200, "login failed: {}", r.text());
         r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Log `openid` in with a fresh code (no unionid) and return the token (asserts 200).
+    pub async fn login_as(&self, wx: &FakeWechat, openid: &str) -> String {
+        let code = format!("login-{}", super::random_hex(6));
+        wx.add_code(&code, openid, None);
+        self.token(&code).await
+    }
+
+    /// `GET /bindings/{appid}/{openid}` on the admin listener.
+    pub async fn binding(&self, appid: &str, openid: &str) -> Resp {
+        send(client().get(self.admin_url(&format!("/bindings/{appid}/{openid}")))).await
     }
 
     /// `POST /wx/phone` with `{"code": code}` and the bearer token.
