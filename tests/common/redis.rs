@@ -2,11 +2,11 @@
 //! kernel's ephemeral range (never 6379; a port it cannot bind, or that another process
 //! answers on, is given up for another, a bounded number of times) in a temp dir with
 //! persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the same port; a local
-//! 3-master Redis Cluster; a tiny RESP client to read every key and value back. Without
+//! 3-master Redis Cluster; a tiny RESP client ([`client`]) to read every key back. Without
 //! `redis-server` the tests skip with a note, unless `CI` is set: then they fail.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod client;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use base64::Engine;
 use tempfile::TempDir;
 
 use super::gateway::capture;
+pub use client::{Reply, assert_dump_clean, command};
 
 /// Ports tried for a server: below Linux's ephemeral range (32768 and up), where the
 /// kernel never puts the tests' own `:0` sockets, with room for each one's cluster bus
@@ -28,82 +29,6 @@ fn candidate_port() -> u16 {
     let span = u64::from(PORTS.end - PORTS.start);
     let offset = getrandom::u64().expect("OS RNG") % span;
     PORTS.start + u16::try_from(offset).expect("offset within the range")
-}
-
-/// A reply in RESP2.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
-
-impl Reply {
-    /// The reply as text (bulk, simple or integer), lossily decoded.
-    pub fn text(&self) -> String {
-        match self {
-            Reply::Simple(s) | Reply::Error(s) => s.clone(),
-            Reply::Int(i) => i.to_string(),
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            Reply::Bulk(None) => String::new(),
-            Reply::Array(items) => items.iter().map(Reply::text).collect::<Vec<_>>().join("\n"),
-        }
-    }
-
-    fn items(&self) -> Vec<Reply> {
-        match self {
-            Reply::Array(items) => items.clone(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Send one command to `127.0.0.1:port` and read its reply.
-pub fn command(port: u16, args: &[&str]) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_secs(1),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    s.write_all(&out)?;
-    read_reply(&mut BufReader::new(s))
-}
-
-fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line)?;
-    if line.len() < 3 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let num = || text.parse::<i64>().unwrap_or(-1);
-    Ok(match line[0] {
-        b'+' => Reply::Simple(text),
-        b'-' => Reply::Error(text),
-        b':' => Reply::Int(num()),
-        b'$' if num() < 0 => Reply::Bulk(None),
-        b'$' => {
-            let mut buf = vec![0u8; num() as usize + 2];
-            r.read_exact(&mut buf)?;
-            buf.truncate(buf.len() - 2);
-            Reply::Bulk(Some(buf))
-        }
-        b'*' => {
-            let n = num().max(0);
-            let mut items = Vec::new();
-            for _ in 0..n {
-                items.push(read_reply(r)?);
-            }
-            Reply::Array(items)
-        }
-        other => panic!("unexpected RESP type byte {other:?}"),
-    })
 }
 
 /// Whether Redis tests can run; panics when `redis-server` is missing and `CI` is set.
@@ -404,41 +329,5 @@ impl RedisCluster {
     /// Every key of every node.
     pub fn dump(&self) -> Vec<(String, Vec<Vec<u8>>)> {
         self.nodes.iter().flat_map(|n| n.dump()).collect()
-    }
-}
-
-/// Panic if any key or value of `dump` holds one of `secrets` in clear: verbatim, or inside
-/// a value that decodes as base64 (standard or URL-safe) or hex.
-pub fn assert_dump_clean(dump: &[(String, Vec<Vec<u8>>)], secrets: &[String]) {
-    let decoded = |v: &[u8]| -> Vec<Vec<u8>> {
-        let s = String::from_utf8_lossy(v).trim().to_string();
-        let mut out = vec![v.to_vec()];
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-        for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-            if let Ok(d) = e.decode(&s) {
-                out.push(d);
-            }
-        }
-        if let Ok(d) = hex::decode(&s) {
-            out.push(d);
-        }
-        out
-    };
-    for (key, values) in dump {
-        for s in secrets {
-            assert!(
-                !key.contains(s.as_str()),
-                "Redis key {key:?} contains {s:?}"
-            );
-            for v in values {
-                for d in decoded(v) {
-                    let text = String::from_utf8_lossy(&d);
-                    assert!(
-                        !text.contains(s.as_str()),
-                        "a value of Redis key {key:?} holds {s:?} in clear"
-                    );
-                }
-            }
-        }
     }
 }
