@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderValue;
 use ipnet::IpNet;
 
-use crate::limit;
+use crate::{limit, net};
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct ConnInfo {
 impl ConnInfo {
     /// The facts of a connection accepted from `peer`.
     pub fn new(peer: SocketAddr, tls: bool, trusted_proxies: &[IpNet]) -> Self {
-        let peer_ip = limit::canonical(peer.ip());
+        let peer_ip = net::canonical(peer.ip());
         Self {
             peer,
             peer_ip,

@@ -2,14 +2,16 @@
 //!
 //! Every failure the gateway decides on becomes a [`GatewayError`]; [`GatewayError::into_response`]
 //! is the single place that turns one into a status, headers and the contract's JSON body
-//! `{"error": {"code", "message", "wechat_errcode"?}}`. The match arms list every variant, so
-//! a new one forces a decision.
+//! `{"error": {"code", "message", "wechat_errcode"?}}`, and the one place that logs an
+//! internal error's detail (which the client never sees). The match arms list every
+//! variant, with no catch-all, so a new one forces a decision.
 
 use std::borrow::Cow;
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
+use crate::http::request_body::BodyError;
 use crate::http::{Body, json};
 
 /// A contract error; the variant names follow the contract's codes.
@@ -162,16 +164,100 @@ impl GatewayError {
         }
     }
 
-    /// The message shown to the client: internal details stay in the log.
+    /// The message shown to the client: its own text, except where that is a detail for
+    /// the log only.
     fn public_message(&self) -> Cow<'_, str> {
-        match self {
-            Self::Internal(_) => Cow::Borrowed("internal error; the gateway log has details"),
-            other => Cow::Owned(other.to_string()),
+        if self.logged_detail().is_some() {
+            Cow::Borrowed("internal error; the gateway log has details")
+        } else {
+            Cow::Owned(self.to_string())
         }
     }
 
-    /// Render the error as the contract's JSON response.
+    /// What goes to the log when the error is rendered: an internal error's detail (the
+    /// client sees only that there was one). Details name what failed (`binding store:
+    /// ...`, `OS RNG failed`), never a secret or a token.
+    fn logged_detail(&self) -> Option<&str> {
+        match self {
+            Self::Internal(detail) => Some(detail),
+            Self::InvalidRequest(_)
+            | Self::BadFraming(_)
+            | Self::InvalidCode { .. }
+            | Self::CodeUsed { .. }
+            | Self::UserBlocked { .. }
+            | Self::Unauthenticated
+            | Self::AccountNotBound
+            | Self::Forbidden
+            | Self::NotFound
+            | Self::MethodNotAllowed { .. }
+            | Self::AccountConflict
+            | Self::PayloadTooLarge
+            | Self::RequestTimeout
+            | Self::RateLimited { .. }
+            | Self::WechatRateLimited { .. }
+            | Self::Wechat { .. }
+            | Self::UpstreamUnavailable
+            | Self::WechatUnavailable { .. }
+            | Self::StoreUnavailable
+            | Self::UpstreamTimeout => None,
+        }
+    }
+
+    /// The headers the contract adds to this error's response.
+    fn extra_header(&self) -> Option<(header::HeaderName, HeaderValue)> {
+        match self {
+            Self::Unauthenticated => {
+                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
+            }
+            Self::MethodNotAllowed { allow } => {
+                Some((header::ALLOW, HeaderValue::from_static(allow)))
+            }
+            Self::RateLimited { retry_after_secs } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)))
+            }
+            Self::WechatRateLimited { .. } => {
+                Some((header::RETRY_AFTER, HeaderValue::from_static("60")))
+            }
+            // As nginx does: a client that stalls its body or frames it so that two
+            // parsers could disagree does not keep the connection.
+            Self::RequestTimeout | Self::BadFraming(_) => {
+                Some((header::CONNECTION, HeaderValue::from_static("close")))
+            }
+            Self::InvalidRequest(_)
+            | Self::InvalidCode { .. }
+            | Self::CodeUsed { .. }
+            | Self::UserBlocked { .. }
+            | Self::AccountNotBound
+            | Self::Forbidden
+            | Self::NotFound
+            | Self::AccountConflict
+            | Self::PayloadTooLarge
+            | Self::Internal(_)
+            | Self::Wechat { .. }
+            | Self::UpstreamUnavailable
+            | Self::WechatUnavailable { .. }
+            | Self::StoreUnavailable
+            | Self::UpstreamTimeout => None,
+        }
+    }
+
+    /// Render the error as the contract's JSON response; an internal error's detail is
+    /// logged here (without a request id: see [`GatewayError::render`]).
     pub fn into_response(self) -> Response<Body> {
+        self.respond(None)
+    }
+
+    /// Render the error as [`GatewayError::into_response`] does, logging an internal
+    /// error's detail with the request it answers.
+    pub fn render(self, request_id: &HeaderValue) -> Response<Body> {
+        self.respond(Some(request_id))
+    }
+
+    fn respond(self, request_id: Option<&HeaderValue>) -> Response<Body> {
+        if let Some(detail) = self.logged_detail() {
+            let request_id = request_id.map_or("-", |id| id.to_str().unwrap_or("-"));
+            tracing::error!(request_id, detail, "internal error");
+        }
         let body = ErrorBody {
             error: ErrorObject {
                 code: self.code(),
@@ -180,57 +266,24 @@ impl GatewayError {
             },
         };
         let mut response = json(self.status(), &body);
-        let headers = response.headers_mut();
-        match &self {
-            Self::Unauthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Self::MethodNotAllowed { allow } => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-            }
-            Self::RateLimited { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            Self::WechatRateLimited { .. } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            }
-            Self::RequestTimeout | Self::BadFraming(_) => {
-                // As nginx does: a client that stalls its body or frames it so that two
-                // parsers could disagree does not keep the connection.
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            _ => {}
+        if let Some((name, value)) = self.extra_header() {
+            response.headers_mut().insert(name, value);
         }
         response
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
+mod tests;
 
-    async fn body_json(error: GatewayError) -> (StatusCode, serde_json::Value) {
-        let response = error.into_response();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.map(|b| b.to_bytes());
-        let value = serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or_default();
-        (status, value)
-    }
-
-    #[tokio::test]
-    async fn wechat_errors_carry_the_errcode() {
-        let (status, body) = body_json(GatewayError::CodeUsed { errcode: 40163 }).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body["error"]["code"], "code_used");
-        assert_eq!(body["error"]["wechat_errcode"], 40163);
-    }
-
-    #[tokio::test]
-    async fn internal_details_are_not_shown() {
-        let (status, body) = body_json(GatewayError::Internal("disk on fire".into())).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!body.to_string().contains("disk on fire"));
-        assert!(body["error"].get("wechat_errcode").is_none());
+/// What a client whose request body stalled or broke is answered (if it still listens).
+impl From<&BodyError> for GatewayError {
+    fn from(e: &BodyError) -> Self {
+        match e {
+            BodyError::TimedOut => Self::RequestTimeout,
+            BodyError::Broken(_) => Self::BadFraming(
+                "the request body is malformed (bad chunked framing) or was cut off",
+            ),
+        }
     }
 }

@@ -4,8 +4,11 @@
 //! its own JSON answers travel through the same server code. Nothing here decides what a
 //! response says; it only builds one.
 
+pub mod names;
+pub mod request_body;
+
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use serde::Serialize;
 
@@ -22,9 +25,20 @@ pub fn find_in_chain<'a, T: std::error::Error + 'static>(
     std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
 }
 
+/// The request's `Content-Length` as a number; `None` when it is absent or not one plain
+/// decimal number (more than one value is refused earlier, by the server's framing check).
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The body of every request the gateway receives: hyper's, cut off when it stalls for
 /// `[server] body_timeout`.
-pub type RequestBody = crate::server::request_body::TimedBody<hyper::body::Incoming>;
+pub type RequestBody = request_body::TimedBody<hyper::body::Incoming>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -100,4 +114,33 @@ where
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .build(connector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_length_reads_one_decimal_value() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static(v));
+            declared_length(&h)
+        };
+        assert_eq!(declared_length(&HeaderMap::new()), None);
+        assert_eq!(with("0"), Some(0));
+        assert_eq!(with("1048577"), Some(1_048_577));
+        assert_eq!(with("18446744073709551615"), Some(u64::MAX));
+        for junk in [
+            "",
+            "-1",
+            "5, 5",
+            "0x10",
+            "1e3",
+            "18446744073709551616",
+            "abc",
+        ] {
+            assert_eq!(with(junk), None, "{junk:?}");
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`proxy`]: the proxy phases, header sanitising and injection, X-Forwarded-*, and the
 //!   per-worker upstream pools.
 //! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
+//! - [`clock`], [`net`]: leaf helpers: Unix time for the stores, CIDR membership.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
 //! - [`admin`]: probes, metrics, bindings and the access_token server on the admin listener.
@@ -22,6 +23,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod demo;
@@ -30,6 +32,7 @@ pub mod http;
 pub mod limit;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod proxy;
 pub mod redis;
 pub mod router;

@@ -18,6 +18,8 @@ use ipnet::IpNet;
 
 use crate::config::RateLimitConfig;
 use crate::error::GatewayError;
+use crate::http::names::X_FORWARDED_FOR;
+use crate::net::{canonical, in_any};
 
 /// How often idle buckets are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
@@ -90,21 +92,9 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// IPv4-mapped IPv6 addresses compare as the IPv4 address they carry.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    trusted.iter().any(|net| net.contains(&ip))
-}
-
 /// Whether the socket peer is a trusted proxy.
 pub fn peer_is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
-    !trusted.is_empty() && is_trusted(peer, trusted)
+    in_any(peer, trusted)
 }
 
 /// Who is calling, as far as the gateway believes: the socket peer, whether it is a trusted
@@ -154,13 +144,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 fn walk_forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let mut last_trusted = peer;
     let entries = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .rev()
         .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
     for entry in entries {
         match parse_hop(entry.trim_ascii()) {
-            Some(ip) if is_trusted(ip, trusted) => last_trusted = ip,
+            Some(ip) if in_any(ip, trusted) => last_trusted = ip,
             Some(ip) => return ip,
             None => break,
         }
@@ -192,7 +182,7 @@ mod tests {
     #[test]
     fn untrusted_peer_is_the_client_whatever_xff_says() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         assert_eq!(client_ip(ip("9.9.9.9"), &h, &[]), ip("9.9.9.9"));
     }
 
@@ -201,7 +191,7 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_default()];
         let mut h = HeaderMap::new();
         h.insert(
-            "x-forwarded-for",
+            X_FORWARDED_FOR,
             HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.7"),
         );
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
@@ -230,13 +220,13 @@ mod tests {
         for (values, want) in cases {
             let mut h = HeaderMap::new();
             for v in *values {
-                h.append("x-forwarded-for", HeaderValue::from_static(v));
+                h.append(X_FORWARDED_FOR, HeaderValue::from_static(v));
             }
             assert_eq!(client_ip(peer, &h, &trusted), ip(want), "{values:?}");
         }
         let mut h = HeaderMap::new();
         h.append(
-            "x-forwarded-for",
+            X_FORWARDED_FOR,
             HeaderValue::from_bytes(b"198.51.100.7, 20\xff3.0.113.9")
                 .unwrap_or(HeaderValue::from_static("")),
         );

@@ -16,6 +16,7 @@ use http::{HeaderValue, Request, Response, header};
 use crate::auth::{self, Endpoint};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
+use crate::http::names::X_REQUEST_ID;
 use crate::http::{Body, RequestBody};
 use crate::logging::{self, AccessLine};
 use crate::proxy::{self, Exchange};
@@ -91,7 +92,7 @@ fn admit<'a>(
 /// The request id: the client's `X-Request-Id` when it is sane, else a fresh UUID.
 fn request_id(req: &Request<RequestBody>) -> HeaderValue {
     req.headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .cloned()
         .unwrap_or_else(|| {
@@ -113,12 +114,7 @@ pub async fn handle(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let (label, result) = dispatch(&state, &worker, req, &conn, &request_id).await;
-    let mut response = result.unwrap_or_else(|e| {
-        if let GatewayError::Internal(detail) = &e {
-            tracing::error!(request_id = ?request_id, detail = %detail, "internal error");
-        }
-        e.into_response()
-    });
+    let mut response = result.unwrap_or_else(|e| e.render(&request_id));
     let status = response.status().as_u16();
     worker.requests.record(label, status);
     logging::access(&AccessLine {
@@ -132,7 +128,7 @@ pub async fn handle(
     });
     response
         .headers_mut()
-        .entry("x-request-id")
+        .entry(X_REQUEST_ID)
         .or_insert(request_id);
     response
 }
@@ -166,7 +162,7 @@ async fn dispatch<'a>(
         Target::Proxy(route) => {
             let exchange = Exchange {
                 state,
-                worker,
+                upstreams: &worker.upstreams,
                 route,
                 conn,
                 request_id,

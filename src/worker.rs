@@ -3,7 +3,7 @@
 //! A [`Worker`] is made once per worker thread and handed to every connection that
 //! thread serves, so the hot path touches no pool and no counter that another core also
 //! writes. The admin listener sums the request counts of every worker when it renders.
-//! Nothing here is global: the worker threads ([`crate::server::workers`]) own these.
+//! Nothing here is global: each worker thread owns its own.
 
 use std::sync::Arc;
 

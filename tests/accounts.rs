@@ -28,6 +28,35 @@ fn write_accounts(gw: &Gateway, text: &str) {
     std::fs::rename(&tmp, gw.dir().join("accounts.toml")).unwrap();
 }
 
+const RELOADED: &str = "accounts file reloaded";
+const NOT_RELOADED: &str = "accounts file not reloaded; keeping the previous mapping";
+
+/// The gateway's log lines (text format) that carry `message`.
+fn lines_with(gw: &Gateway, message: &str) -> Vec<String> {
+    gw.logs()
+        .lines()
+        .filter(|l| l.contains(message))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait until a reload line past the first `skip` ones says `entries=N`; every reload line
+/// is at INFO level.
+async fn assert_reloaded(gw: &Gateway, skip: usize, entries: usize) {
+    let field = format!(" entries={entries}");
+    let logged = wait_until(Duration::from_secs(3), || {
+        lines_with(gw, RELOADED)
+            .iter()
+            .skip(skip)
+            .any(|l| l.contains(&field))
+    })
+    .await;
+    assert!(logged, "no reload line with{field}:\n{}", gw.logs());
+    for line in lines_with(gw, RELOADED) {
+        assert!(line.contains(" INFO "), "{line}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_file_reload_reaches_live_sessions() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
@@ -39,27 +68,52 @@ async fn accounts_file_reload_reaches_live_sessions() {
         .start()
         .await;
     let token = gw.token("c").await;
-    assert!(account_becomes(&gw, &echo, &token, Some("10001")).await);
+    assert!(
+        account_becomes(&gw, &echo, &token, Some("10001")).await,
+        "the account from the file at start-up was not injected"
+    );
 
-    write_accounts(&gw, "[openid]\n\"o-reload\" = \"20002\"\n");
+    let before = lines_with(&gw, RELOADED).len();
+    write_accounts(
+        &gw,
+        "[openid]\n\"o-reload\" = \"20002\"\n\"o-other\" = \"20003\"\n",
+    );
     assert!(
         account_becomes(&gw, &echo, &token, Some("20002")).await,
         "changed entry not picked up"
     );
+    assert_reloaded(&gw, before, 2).await;
 
     write_accounts(&gw, "[openid\nthis is not toml = = =\n");
     gw.signal("HUP");
     assert!(
-        wait_until(Duration::from_secs(3), || gw.logs().contains(
-            "accounts file not reloaded; keeping the previous mapping"
-        ))
+        wait_until(Duration::from_secs(3), || !lines_with(&gw, NOT_RELOADED)
+            .is_empty())
         .await,
         "the parse error was not logged:\n{}",
         gw.logs()
     );
+    // Reloads are logged in order by one task: every reload of the good file is above.
+    let reloads = lines_with(&gw, RELOADED).len();
+    for line in lines_with(&gw, NOT_RELOADED) {
+        assert!(line.contains(" ERROR "), "{line}");
+        let error = line.split_once(" error=").map_or("", |(_, e)| e);
+        assert!(
+            error.contains("accounts.toml") && error.contains("TOML parse error"),
+            "the error field does not name the file and the parse error: {line}"
+        );
+    }
     assert!(
         account_becomes(&gw, &echo, &token, Some("20002")).await,
         "a broken file changed the mapping"
+    );
+    // (longer than the watcher's settle time and the log's flush interval)
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        lines_with(&gw, RELOADED).len(),
+        reloads,
+        "a broken file was reported as reloaded:\n{}",
+        gw.logs()
     );
 
     write_accounts(&gw, "[unionid]\n\"u-other\" = \"30003\"\n");
@@ -67,4 +121,5 @@ async fn accounts_file_reload_reaches_live_sessions() {
         account_becomes(&gw, &echo, &token, None).await,
         "a removed entry kept the account"
     );
+    assert_reloaded(&gw, reloads, 1).await;
 }

@@ -24,16 +24,6 @@ fn builder(wx: &FakeWechat, echo: &Echo, data: &Path) -> GatewayBuilder {
         .route("/req/", &echo.url, "required")
 }
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
-async fn binding(gw: &Gateway, appid: &str, openid: &str) -> common::Resp {
-    send(client().get(gw.admin_url(&format!("/bindings/{appid}/{openid}")))).await
-}
-
 /// A new login of `openid` resolves to `account` and `phone` (session and upstream).
 async fn assert_login_carries(
     wx: &FakeWechat,
@@ -61,7 +51,7 @@ async fn bindings_survive_a_graceful_restart() {
     let data = tempfile::tempdir().unwrap();
     let b = builder(&wx, &echo, data.path());
     let mut gw = b.clone().start().await;
-    let token = login(&wx, &gw, "o-restart").await;
+    let token = gw.login_as(&wx, "o-restart").await;
     wx.add_phone_code("p", "13800138000", "86");
     assert_eq!(gw.phone(&token, "p").await.status, 200);
     gw.signal("TERM");
@@ -88,7 +78,7 @@ async fn bindings_survive_kill_9_right_after_the_answer() {
     let mut users = Vec::new();
     for i in 0..5 {
         let openid = format!("o-crash-{i}");
-        let token = login(&wx, &gw, &openid).await;
+        let token = gw.login_as(&wx, &openid).await;
         wx.add_phone_code(&format!("k{i}"), "13900139000", "86");
         users.push((openid, token));
     }
@@ -102,7 +92,7 @@ async fn bindings_survive_kill_9_right_after_the_answer() {
 
     let gw = b.start().await;
     for (openid, _) in &users {
-        let r = binding(&gw, &wx.appid, openid).await;
+        let r = gw.binding(&wx.appid, openid).await;
         assert_eq!(r.status, 200, "{openid} lost: {}", r.text());
         assert_eq!(r.json()["phone_number"], "+8613900139000");
         assert_eq!(r.json()["account_id"], "acct-two");
@@ -115,12 +105,12 @@ async fn admin_shows_and_deletes_bindings() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let data = tempfile::tempdir().unwrap();
     let gw = builder(&wx, &echo, data.path()).start().await;
-    assert_error(&binding(&gw, &wx.appid, "o-admin").await, 404, "not_found");
-    let first = login(&wx, &gw, "o-admin").await;
+    assert_error(&gw.binding(&wx.appid, "o-admin").await, 404, "not_found");
+    let first = gw.login_as(&wx, "o-admin").await;
     wx.add_phone_code("p", "13800138000", "86");
     assert_eq!(gw.phone(&first, "p").await.status, 200);
 
-    let r = binding(&gw, &wx.appid, "o-admin").await;
+    let r = gw.binding(&wx.appid, "o-admin").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         r.header("content-type")
@@ -138,7 +128,7 @@ async fn admin_shows_and_deletes_bindings() {
     let url = gw.admin_url(&format!("/bindings/{}/o-admin", wx.appid));
     let r = send(client().delete(&url)).await;
     assert_eq!(r.status, 204, "{}", r.text());
-    assert_error(&binding(&gw, &wx.appid, "o-admin").await, 404, "not_found");
+    assert_error(&gw.binding(&wx.appid, "o-admin").await, 404, "not_found");
     assert_error(&send(client().delete(&url)).await, 404, "not_found");
     let r = send(client().get(gw.admin_url("/bindings/only-one-segment"))).await;
     assert_error(&r, 404, "not_found");
@@ -158,7 +148,7 @@ async fn a_removed_phone_entry_leaves_live_sessions_at_their_next_request() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let data = tempfile::tempdir().unwrap();
     let gw = builder(&wx, &echo, data.path()).start().await;
-    let token = login(&wx, &gw, "o-del").await;
+    let token = gw.login_as(&wx, "o-del").await;
     wx.add_phone_code("p", "13800138000", "86");
     assert_eq!(gw.phone(&token, "p").await.status, 200);
     // drop the [phone] entry; wait until the reload is visible through a probe identity
@@ -176,13 +166,13 @@ async fn a_removed_phone_entry_leaves_live_sessions_at_their_next_request() {
     let rec = echo.last();
     assert!(rec.header("x-wx-account-id").is_none(), "{rec:?}");
     assert_eq!(rec.header("x-wx-phone"), Some("+8613800138000"));
-    let b = binding(&gw, &wx.appid, "o-del").await.json();
+    let b = gw.binding(&wx.appid, "o-del").await.json();
     assert_eq!(b["phone_number"], "+8613800138000", "{b}");
     assert_eq!(b["account_id"], Value::Null, "{b}");
 
     let url = gw.admin_url(&format!("/bindings/{}/o-del", wx.appid));
     assert_eq!(send(client().delete(&url)).await.status, 204);
-    assert_error(&binding(&gw, &wx.appid, "o-del").await, 404, "not_found");
+    assert_error(&gw.binding(&wx.appid, "o-del").await, 404, "not_found");
     assert_eq!(gw.call("GET", "/req/b", Some(&token)).await.status, 200);
     assert!(echo.last().header("x-wx-account-id").is_none());
     assert_eq!(gw.session(&token).await.json()["account_id"], Value::Null);
@@ -195,10 +185,10 @@ async fn a_deleted_binding_unbinds_sessions_that_inherited_it_at_login() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let data = tempfile::tempdir().unwrap();
     let gw = builder(&wx, &echo, data.path()).start().await;
-    let first = login(&wx, &gw, "o-inherit").await;
+    let first = gw.login_as(&wx, "o-inherit").await;
     wx.add_phone_code("p", "13800138000", "86");
     assert_eq!(gw.phone(&first, "p").await.status, 200);
-    let second = login(&wx, &gw, "o-inherit").await;
+    let second = gw.login_as(&wx, "o-inherit").await;
     assert_eq!(gw.call("GET", "/req/x", Some(&second)).await.status, 200);
     assert_eq!(echo.last().header("x-wx-account-id"), Some("acct-bound"));
 
@@ -211,7 +201,7 @@ async fn a_deleted_binding_unbinds_sessions_that_inherited_it_at_login() {
         "the deleted binding still identifies the session: {rec:?}"
     );
     // a login after the DELETE starts unbound
-    let third = login(&wx, &gw, "o-inherit").await;
+    let third = gw.login_as(&wx, "o-inherit").await;
     let s = gw.session(&third).await.json();
     assert_eq!(s["account_id"], Value::Null, "{s}");
     assert_eq!(s["phone_number"], Value::Null, "{s}");

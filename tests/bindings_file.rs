@@ -27,12 +27,6 @@ fn write_accounts(gw: &Gateway, text: &str) {
     std::fs::rename(&tmp, gw.dir().join("accounts.toml")).unwrap();
 }
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 async fn binding(gw: &Gateway, wx: &FakeWechat, openid: &str) -> Value {
     let url = gw.admin_url(&format!("/bindings/{}/{openid}", wx.appid));
     let r = send(client().get(url)).await;
@@ -69,7 +63,7 @@ async fn assert_everywhere(
     account: Option<&str>,
 ) {
     let want = account.map_or(Value::Null, Value::from);
-    let fresh = login(wx, gw, "o-file").await;
+    let fresh = gw.login_as(wx, "o-file").await;
     for token in tokens.iter().copied().chain([fresh.as_str()]) {
         let s = gw.session(token).await.json();
         assert_eq!(s["account_id"], want, "{s}");
@@ -93,13 +87,13 @@ async fn the_accounts_file_decides_the_account_of_a_bound_phone() {
         .route("/req/", &echo.url, "required")
         .start()
         .await;
-    let verified = login(&wx, &gw, "o-file").await;
+    let verified = gw.login_as(&wx, "o-file").await;
     wx.add_phone_code("p", "13800138000", "86");
     let r = gw.phone(&verified, "p").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["account_id"], "acct-1");
     // a second session that inherits the binding at login
-    let inherited = login(&wx, &gw, "o-file").await;
+    let inherited = gw.login_as(&wx, "o-file").await;
     let tokens = [verified.as_str(), inherited.as_str()];
     assert_everywhere(&wx, &gw, &echo, &tokens, Some("acct-1")).await;
 
@@ -120,7 +114,7 @@ async fn the_accounts_file_decides_the_account_of_a_bound_phone() {
     assert_eq!(wx.calls("/wxa/business/getuserphonenumber"), 1);
 
     // 409: a session with another account cannot take this phone, and nothing changes
-    let other = login(&wx, &gw, "o-has-account").await;
+    let other = gw.login_as(&wx, "o-has-account").await;
     wx.add_phone_code("q", "13800138000", "86");
     assert_error(&gw.phone(&other, "q").await, 409, "account_conflict");
     let url = gw.admin_url(&format!("/bindings/{}/o-has-account", wx.appid));

@@ -259,32 +259,29 @@ async fn run_reads_wxgate_config_env() {
 }
 
 /// `store = "redis"` (with Redis unreachable) must either stop `run` with an error, or be
-/// visibly Redis: a log line that says "redis", or `/readyz` not ready. It must never
-/// quietly serve from memory.
+/// visibly Redis: `/readyz` 503 (the store does not answer) and a login that cannot store
+/// its session 503 `store_unavailable`. It must never quietly serve from memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_is_not_silently_ignored() {
     let wx = FakeWechat::start().await;
+    wx.add_code("c-redis", "o-redis", None);
     let mut gw = GatewayBuilder::new(&wx)
         .section(&format!(
             "[session]\nstore = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:1/0\"\nencryption_key = \"{GOOD_KEY}\""
         ))
         .spawn();
-    let _ = gw.wait_ready(Duration::from_secs(5)).await;
+    let ready = gw.wait_ready(Duration::from_secs(5)).await;
     if let Some(st) = gw.try_exit() {
         assert!(!st.success(), "run with redis exited 0:\n{}", gw.logs());
         return;
     }
-    let readyz = gw.admin_url("/readyz");
-    let visible = common::wait_until_async(Duration::from_secs(3), || async {
-        let r = common::client().get(&readyz).send().await;
-        gw.logs().to_ascii_lowercase().contains("redis") || r.is_ok_and(|r| r.status() != 200)
-    })
-    .await;
-    assert!(
-        visible,
-        "serving with store=redis as if memory:\n{}",
-        gw.logs()
-    );
+    if let Err(e) = ready {
+        panic!("neither exited nor answered /healthz: {e}");
+    }
+    let r = common::send(common::client().get(gw.admin_url("/readyz"))).await;
+    assert_eq!(r.status, 503, "/readyz with Redis down: {}", r.text());
+    let r = gw.login("c-redis").await;
+    common::assert_error(&r, 503, "store_unavailable");
 }
 
 #[test]

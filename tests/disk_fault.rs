@@ -39,12 +39,6 @@ fn set_fsize(gw: &Gateway, limit: &str) {
     assert!(st.success(), "prlimit --fsize={limit}: failed");
 }
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 async fn bind(wx: &FakeWechat, gw: &Gateway, token: &str) -> common::Resp {
     let code = format!("p-{}", common::random_hex(4));
     wx.add_phone_code(&code, "13800138000", "86");
@@ -74,7 +68,7 @@ async fn a_failed_binding_write_heals_once_the_disk_takes_writes_again() {
     let mut bound = Vec::new();
     for i in 0..3 {
         let openid = format!("o-before-{i}");
-        let token = login(&wx, &gw, &openid).await;
+        let token = gw.login_as(&wx, &openid).await;
         assert_eq!(bind(&wx, &gw, &token).await.status, 200);
         bound.push(openid);
     }
@@ -82,10 +76,19 @@ async fn a_failed_binding_write_heals_once_the_disk_takes_writes_again() {
 
     // the disk "fills up": the bindings file cannot be written
     set_fsize(&gw, "1");
-    let victim = login(&wx, &gw, "o-during").await;
+    let victim = gw.login_as(&wx, "o-during").await;
     let r = bind(&wx, &gw, &victim).await;
     assert_error(&r, 500, "internal_error");
     assert!(gw.try_exit().is_none(), "the gateway died:\n{}", gw.logs());
+    // the contract: an internal error is logged with the request id
+    let id = r.header("x-request-id").expect("a request id on the 500");
+    let logged = common::wait_until(Duration::from_secs(2), || {
+        gw.logs().lines().any(|l| {
+            l.contains(" ERROR ") && l.contains("internal error") && l.contains(id.as_str())
+        })
+    })
+    .await;
+    assert!(logged, "no ERROR line with request id {id}:\n{}", gw.logs());
     assert_error(&binding(&gw, &wx, "o-during").await, 404, "not_found");
     let s = gw.session(&victim).await.json();
     assert_eq!(
@@ -116,7 +119,7 @@ async fn a_failed_binding_write_heals_once_the_disk_takes_writes_again() {
     let r = bind(&wx, &gw, &victim).await;
     assert_eq!(r.status, 200, "bind after the fault: {}", r.text());
     bound.push("o-during".into());
-    let late = login(&wx, &gw, "o-after").await;
+    let late = gw.login_as(&wx, "o-after").await;
     assert_eq!(bind(&wx, &gw, &late).await.status, 200);
     bound.push("o-after".into());
     for openid in &bound {

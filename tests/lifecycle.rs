@@ -62,7 +62,7 @@ async fn the_drain_is_bounded_by_drain_timeout() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let mut gw = slow_gateway(&wx, &echo, "500ms").await;
     let url = gw.url("/pub/slow?ms=8000");
-    let _in_flight = tokio::spawn(async move { client().get(url).send().await });
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
     assert!(
         echo.wait_for(1, Duration::from_secs(3)).await,
         "the slow request never arrived"
@@ -77,6 +77,11 @@ async fn the_drain_is_bounded_by_drain_timeout() {
         t0.elapsed()
     );
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
+    let cut = in_flight.await.unwrap();
+    assert!(
+        !cut.as_ref().is_ok_and(|r| r.status() == 200),
+        "a request still in flight at the drain deadline finished normally: {cut:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::echo::refused_url;
+use common::echo::refused;
 use common::{FakeWechat, GatewayBuilder, assert_error, client, is_token, send};
 use serde_json::{Value, json};
 
@@ -223,10 +223,8 @@ async fn slow_wechat_times_out_as_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_wechat_is_unavailable() {
     let wx = FakeWechat::start().await;
-    let gw = GatewayBuilder::new(&wx)
-        .api_base(&refused_url())
-        .start()
-        .await;
+    let down = refused();
+    let gw = GatewayBuilder::new(&wx).api_base(&down.url).start().await;
     assert_error(&gw.login("any").await, 503, "wechat_unavailable");
 }
 

@@ -25,17 +25,11 @@ fn builder(wx: &FakeWechat, echo: &Echo) -> GatewayBuilder {
         .route("/req/", &echo.url, "required")
 }
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 /// Start a slow `/wx/phone` on `phone_gw`, log out on `logout_gw` while WeChat still holds
 /// the phone call, then check that the token is dead everywhere and stays dead.
 async fn logout_during_phone(wx: &FakeWechat, phone_gw: &Gateway, logout_gw: &Gateway) {
     let openid = format!("o-race-{}", common::random_hex(4));
-    let token = login(wx, phone_gw, &openid).await;
+    let token = phone_gw.login_as(wx, &openid).await;
     // both instances have used (and may cache) the session before the race
     assert_eq!(
         phone_gw.call("GET", "/req/a", Some(&token)).await.status,
@@ -78,7 +72,7 @@ async fn logout_during_phone(wx: &FakeWechat, phone_gw: &Gateway, logout_gw: &Ga
         }
     }
     // the binding belongs to the openid: a new login carries the phone
-    let again = login(wx, phone_gw, &openid).await;
+    let again = phone_gw.login_as(wx, &openid).await;
     let s = phone_gw.session(&again).await.json();
     assert_eq!(s["phone_number"], "+8613800138000", "{s}");
 }

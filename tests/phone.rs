@@ -25,17 +25,11 @@ async fn setup(wx: &FakeWechat, echo: &Echo) -> Gateway {
 }
 
 /// Log `openid` in with a fresh code; returns the token.
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_flow_binds_the_account_and_reaches_the_upstream() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let token = login(&wx, &gw, "o-phone").await;
+    let token = gw.login_as(&wx, "o-phone").await;
     assert_eq!(
         gw.call("GET", "/req/before", Some(&token)).await.status,
         200
@@ -92,7 +86,7 @@ async fn phone_flow_binds_the_account_and_reaches_the_upstream() {
 async fn foreign_numbers_and_numeric_country_codes_become_e164() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let us = login(&wx, &gw, "o-us").await;
+    let us = gw.login_as(&wx, "o-us").await;
     wx.add_phone_code("us", "4155550123", "1");
     let r = gw.phone(&us, "us").await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -105,7 +99,7 @@ async fn foreign_numbers_and_numeric_country_codes_become_e164() {
     assert_eq!(echo.last().header("x-wx-phone"), Some("+14155550123"));
 
     // countryCode as a JSON number; an unmapped phone gives no account
-    let cn = login(&wx, &gw, "o-numeric").await;
+    let cn = gw.login_as(&wx, "o-numeric").await;
     let info = phone_info("13900139000", json!(86), &wx.appid);
     wx.add_phone_info("num", &wx.appid.clone(), info);
     let r = gw.phone(&cn, "num").await;
@@ -124,7 +118,7 @@ async fn foreign_numbers_and_numeric_country_codes_become_e164() {
 async fn an_unmapped_phone_keeps_the_sessions_own_account() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let token = login(&wx, &gw, "o-has-account").await;
+    let token = gw.login_as(&wx, "o-has-account").await;
     wx.add_phone_code("free", "13700137000", "86");
     let r = gw.phone(&token, "free").await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -139,7 +133,7 @@ async fn an_unmapped_phone_keeps_the_sessions_own_account() {
 async fn a_watermark_of_another_app_is_a_wechat_error() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let token = login(&wx, &gw, "o-wm").await;
+    let token = gw.login_as(&wx, "o-wm").await;
     let info = phone_info("13800138000", json!("86"), "wx00000000000000ff");
     wx.add_phone_info("wm", &wx.appid.clone(), info);
     assert_error(&gw.phone(&token, "wm").await, 502, "wechat_error");
@@ -160,7 +154,7 @@ async fn a_watermark_of_another_app_is_a_wechat_error() {
 async fn phone_errcodes_map_to_contract_errors_without_retry() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let token = login(&wx, &gw, "o-err").await;
+    let token = gw.login_as(&wx, "o-err").await;
     let table: [(i64, u16, &str); 6] = [
         (40029, 400, "invalid_code"),
         (40163, 400, "code_used"),
@@ -197,7 +191,7 @@ async fn phone_errcodes_map_to_contract_errors_without_retry() {
 async fn conflict_is_409_and_changes_nothing() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let gw = setup(&wx, &echo).await;
-    let token = login(&wx, &gw, "o-has-account").await;
+    let token = gw.login_as(&wx, "o-has-account").await;
     wx.add_phone_code("other", "13800138000", "86");
     assert_error(&gw.phone(&token, "other").await, 409, "account_conflict");
     let s = gw.session(&token).await.json();
@@ -210,7 +204,7 @@ async fn conflict_is_409_and_changes_nothing() {
     let url = gw.admin_url(&format!("/bindings/{}/o-has-account", wx.appid));
     assert_error(&send(client().get(url)).await, 404, "not_found");
     // and a later login of that openid still resolves to its own account, without a phone
-    let t2 = login(&wx, &gw, "o-has-account").await;
+    let t2 = gw.login_as(&wx, "o-has-account").await;
     let s = gw.session(&t2).await.json();
     assert_eq!(s["account_id"], "acct-openid");
     assert_eq!(s["phone_number"], Value::Null);
@@ -236,7 +230,7 @@ async fn phone_needs_a_session_and_a_code() {
         401,
         "unauthenticated",
     );
-    let token = login(&wx, &gw, "o-code").await;
+    let token = gw.login_as(&wx, "o-code").await;
     for body in ["{}", "{\"code\":\"\"}", "not json"] {
         let req = client()
             .post(gw.url("/wx/phone"))
@@ -259,7 +253,7 @@ async fn phone_shares_the_login_rate_limit_bucket() {
         .route("/req/", &echo.url, "required")
         .start()
         .await;
-    let token = login(&wx, &gw, "o-rl").await;
+    let token = gw.login_as(&wx, "o-rl").await;
     wx.add_phone_code("rl1", "13800138000", "86");
     wx.add_phone_code("rl2", "13800138001", "86");
     assert_eq!(gw.phone(&token, "rl1").await.status, 200);

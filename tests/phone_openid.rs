@@ -5,24 +5,14 @@
 
 mod common;
 
-use common::{Echo, FakeWechat, Gateway, GatewayBuilder, assert_error, client, send};
+use common::{Echo, FakeWechat, Gateway, GatewayBuilder, assert_error};
 use serde_json::{Value, json};
 
 const PHONE: &str = "/wxa/business/getuserphonenumber";
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
-async fn binding(gw: &Gateway, appid: &str, openid: &str) -> common::Resp {
-    send(client().get(gw.admin_url(&format!("/bindings/{appid}/{openid}")))).await
-}
-
 /// The session and the upstream see neither phone nor account for `token`.
 async fn assert_unbound(gw: &Gateway, echo: &Echo, appid: &str, openid: &str, token: &str) {
-    assert_error(&binding(gw, appid, openid).await, 404, "not_found");
+    assert_error(&gw.binding(appid, openid).await, 404, "not_found");
     let s = gw.session(token).await.json();
     assert_eq!(s["phone_number"], Value::Null, "{s}");
     assert_eq!(s["account_id"], Value::Null, "{s}");
@@ -44,8 +34,8 @@ async fn a_phone_code_of_another_user_binds_nothing() {
         .route("/req/", &echo.url, "required")
         .start()
         .await;
-    let alice = login(&wx, &gw, "o-alice").await;
-    let mallory = login(&wx, &gw, "o-mallory").await;
+    let alice = gw.login_as(&wx, "o-alice").await;
+    let mallory = gw.login_as(&wx, "o-mallory").await;
     wx.add_phone_code_for("alices-button", "o-alice", "13800138000", "86");
 
     // mallory replays alice's code: WeChat refuses it for mallory's openid
@@ -60,7 +50,7 @@ async fn a_phone_code_of_another_user_binds_nothing() {
     );
     assert_unbound(&gw, &echo, &wx.appid, "o-mallory", &mallory).await;
     // and mallory's next login does not carry it either
-    let again = login(&wx, &gw, "o-mallory").await;
+    let again = gw.login_as(&wx, "o-mallory").await;
     assert_unbound(&gw, &echo, &wx.appid, "o-mallory", &again).await;
 
     // alice's own code works, with her openid in the body
@@ -69,7 +59,7 @@ async fn a_phone_code_of_another_user_binds_nothing() {
     assert_eq!(r.json()["account_id"], "acct-alice");
     let sent = wx.bodies(PHONE).pop().unwrap();
     assert_eq!(sent, json!({"code": "alices-button", "openid": "o-alice"}));
-    let b = binding(&gw, &wx.appid, "o-alice").await;
+    let b = gw.binding(&wx.appid, "o-alice").await;
     assert_eq!(b.status, 200, "{}", b.text());
     assert_eq!(b.json()["phone_number"], "+8613800138000");
     assert_eq!(
@@ -88,7 +78,7 @@ async fn every_phone_call_carries_the_sessions_openid() {
         .start()
         .await;
     for user in ["o-one", "o-two", "o-three"] {
-        let token = login(&wx, &gw, user).await;
+        let token = gw.login_as(&wx, user).await;
         let code = format!("btn-{user}");
         wx.add_phone_code_for(&code, user, "13900139000", "86");
         let r = gw.phone(&token, &code).await;

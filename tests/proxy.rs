@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::echo::refused_url;
+use common::echo::refused;
 use common::raw;
 use common::{Echo, FakeWechat, GatewayBuilder, assert_error, client, send};
 use tokio::io::AsyncWriteExt;
@@ -210,8 +210,9 @@ async fn request_body_is_streamed() {
 async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     let wx = FakeWechat::start().await;
     let echo = Echo::start().await;
+    let down = refused();
     let gw = GatewayBuilder::new(&wx)
-        .route("/down/", &refused_url(), "public")
+        .route("/down/", &down.url, "public")
         .route_raw(&format!(
             "prefix = \"/slow/\"\nupstream = \"{}\"\nauth = \"public\"\ntimeout = \"300ms\"",
             echo.url

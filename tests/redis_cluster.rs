@@ -16,20 +16,13 @@ async fn two_replicas_share_state_through_a_cluster() {
         return;
     };
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
-    let urls = cluster.urls();
-    let nodes = urls[1..]
-        .iter()
-        .map(|u| format!("\"{u}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let b = GatewayBuilder::new(&wx)
-        .file("accounts.toml", "[phone]\n\"13800138000\" = \"acct-cluster\"\n")
+        .file(
+            "accounts.toml",
+            "[phone]\n\"13800138000\" = \"acct-cluster\"\n",
+        )
         .section("[accounts]\nfile = \"accounts.toml\"")
-        .section(&format!(
-            "[session]\nstore = \"redis\"\n\n[redis]\nurl = \"{}\"\nencryption_key = \"{}\"\ncluster = true\nnodes = [{nodes}]",
-            urls[0],
-            encryption_key()
-        ))
+        .section(&cluster.sections(&encryption_key()))
         .route("/req/", &echo.url, "required");
     let (a, bb) = (b.clone().start().await, b.start().await);
     let mut secrets = vec![wx.secret.clone(), "13800138000".to_string()];

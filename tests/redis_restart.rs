@@ -81,19 +81,9 @@ async fn the_first_request_on_every_replica_after_a_cluster_restart_succeeds() {
         return;
     };
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
-    let urls = cluster.urls();
-    let nodes = urls[1..]
-        .iter()
-        .map(|u| format!("\"{u}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let b = GatewayBuilder::new(&wx)
         .route("/req/", &echo.url, "required")
-        .section(&format!(
-            "[session]\nstore = \"redis\"\n\n[redis]\nurl = \"{}\"\nencryption_key = \"{}\"\ncluster = true\nnodes = [{nodes}]",
-            urls[0],
-            encryption_key()
-        ));
+        .section(&cluster.sections(&encryption_key()));
     let (busy, idle) = (b.clone().start().await, b.start().await);
     for (name, gw) in [("busy", &busy), ("idle", &idle)] {
         let (r, _) = fresh_login(&wx, gw, &format!("o-{name}")).await;

@@ -14,12 +14,6 @@ use serde_json::json;
 const STABLE: &str = "/cgi-bin/stable_token";
 const PHONE: &str = "/wxa/business/getuserphonenumber";
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_calls_across_two_replicas_on_an_invalidated_token() {
     let Some(redis) = RedisServer::start().await else {
@@ -31,13 +25,13 @@ async fn forty_calls_across_two_replicas_on_an_invalidated_token() {
     let mut calls = Vec::new();
     for i in 0..40 {
         let gw = if i % 2 == 0 { &a } else { &bb };
-        let token = login(&wx, gw, &format!("o-{i}")).await;
+        let token = gw.login_as(&wx, &format!("o-{i}")).await;
         wx.add_phone_code(&format!("p{i}"), &format!("139{i:08}"), "86");
         calls.push((gw.url("/wx/phone"), token, format!("p{i}")));
     }
     // warm both replicas: the second one must take the stored token, not fetch its own
     for (i, gw) in [&a, &bb].into_iter().enumerate() {
-        let token = login(&wx, gw, &format!("o-warm-{i}")).await;
+        let token = gw.login_as(&wx, &format!("o-warm-{i}")).await;
         wx.add_phone_code(&format!("w{i}"), "13800138000", "86");
         assert_eq!(gw.phone(&token, &format!("w{i}")).await.status, 200);
     }
@@ -150,7 +144,7 @@ async fn proxied_requests_per_second_redis_vs_memory() {
     };
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
     let base = GatewayBuilder::new(&wx)
-        .rust_log("warn")
+        .rust_log(common::builder::QUIET_LOG)
         .route("/req/", &echo.url, "required");
     let mem = base.clone().start().await;
     let red = base
@@ -158,8 +152,8 @@ async fn proxied_requests_per_second_redis_vs_memory() {
         .start()
         .await;
     let (tm, tr) = (
-        login(&wx, &mem, "o-mem").await,
-        login(&wx, &red, "o-red").await,
+        mem.login_as(&wx, "o-mem").await,
+        red.login_as(&wx, "o-red").await,
     );
     let m = proxied_rate(&mem, &tm).await;
     let r = proxied_rate(&red, &tr).await;

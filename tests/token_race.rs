@@ -17,12 +17,6 @@ use serde_json::json;
 const STABLE: &str = "/cgi-bin/stable_token";
 const PHONE: &str = "/wxa/business/getuserphonenumber";
 
-async fn login(wx: &FakeWechat, gw: &Gateway, openid: &str) -> String {
-    let code = format!("login-{}", common::random_hex(6));
-    wx.add_code(&code, openid, None);
-    gw.token(&code).await
-}
-
 type Call = (String, String, String);
 
 fn spawn_calls(set: &mut tokio::task::JoinSet<(String, common::Resp)>, calls: &[Call]) {
@@ -41,7 +35,7 @@ async fn round(wx: &FakeWechat, redis: &RedisServer, replicas: [&Gateway; 2], n:
     let mut calls = Vec::new();
     for i in 0..40 {
         let gw = replicas[i % 2];
-        let token = login(wx, gw, &format!("o-{n}-{i}")).await;
+        let token = gw.login_as(wx, &format!("o-{n}-{i}")).await;
         let code = format!("r{n}-p{i}");
         wx.add_phone_code(&code, &format!("139{i:08}"), "86");
         calls.push((gw.url("/wx/phone"), token, code));
@@ -85,7 +79,7 @@ async fn replicas_never_retry_with_the_refused_token() {
     let b = GatewayBuilder::new(&wx).section(&redis_sections(&redis.url(), &encryption_key()));
     let (a, bb) = (b.clone().start().await, b.start().await);
     for (i, gw) in [&a, &bb].into_iter().enumerate() {
-        let token = login(&wx, gw, &format!("o-warm-{i}")).await;
+        let token = gw.login_as(&wx, &format!("o-warm-{i}")).await;
         wx.add_phone_code(&format!("w{i}"), "13800138000", "86");
         assert_eq!(gw.phone(&token, &format!("w{i}")).await.status, 200);
     }
@@ -108,7 +102,7 @@ fn presented(query: &str) -> String {
 async fn a_refused_token_stable_token_still_hands_out_costs_one_extra_fetch() {
     let wx = FakeWechat::start().await;
     let gw = GatewayBuilder::new(&wx).start().await;
-    let token = login(&wx, &gw, "o-lag").await;
+    let token = gw.login_as(&wx, "o-lag").await;
     wx.add_phone_code("warm", "13800138000", "86");
     assert_eq!(gw.phone(&token, "warm").await.status, 200);
     let first = wx.current_token(&wx.appid).unwrap();

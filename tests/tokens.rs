@@ -222,7 +222,10 @@ async fn a_failed_refresh_keeps_serving_the_valid_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_calls_per_second_on_one_token() {
     let wx = FakeWechat::start().await;
-    let gw = GatewayBuilder::new(&wx).rust_log("warn").start().await;
+    let gw = GatewayBuilder::new(&wx)
+        .rust_log(common::builder::QUIET_LOG)
+        .start()
+        .await;
     let tokens = sessions(&wx, &gw, 20).await;
     let per_session = 10;
     let mut codes = Vec::new();

@@ -7,7 +7,7 @@
 //! backend is [`super::LocalBindings`], the shared one [`super::redis_bindings`].
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -29,9 +29,7 @@ pub struct Binding {
 impl Binding {
     /// A binding to this verified E.164 phone, made now.
     pub fn new(phone: String) -> Self {
-        let bound_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let bound_at = crate::clock::now_unix_secs();
         Self {
             phone: Some(phone),
             bound_at,

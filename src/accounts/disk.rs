@@ -13,7 +13,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -185,9 +184,7 @@ fn commit(db: &Database, key: &str, value: Option<&[u8]>) -> Result<(), String> 
 }
 
 fn commit_probe(db: &Database) -> Result<(), String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::clock::now_unix_secs();
     let txn = db.begin_write().map_err(|e| e.to_string())?;
     {
         let mut table = txn.open_table(PROBE).map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::AdminConfig;
 use crate::error::GatewayError;
-use crate::limit::canonical;
+use crate::net::in_any;
 
 /// The paths any peer of the admin listener may use.
 const OPEN: &[&str] = &["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"];
@@ -27,8 +27,7 @@ pub fn is_open(path: &str) -> bool {
 
 /// Allow a data-endpoint request from `peer`, or refuse it with 403 `forbidden`.
 pub fn check(config: &AdminConfig, peer: IpAddr, headers: &HeaderMap) -> Result<(), GatewayError> {
-    let peer = canonical(peer);
-    if !config.allow.iter().any(|net| net.contains(&peer)) {
+    if !in_any(peer, &config.allow) {
         return Err(GatewayError::Forbidden);
     }
     match &config.token {

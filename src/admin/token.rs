@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::read_json;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
-use crate::limit::canonical;
+use crate::net::in_any;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -37,8 +37,7 @@ pub async fn handle(
     // `[admin] allow` and the admin token were checked already; `[token_server] allow`
     // narrows further, and comes before the 404 of a disabled token server.
     let config = &state.config.token_server;
-    let peer = canonical(peer);
-    if !config.allow.iter().any(|net| net.contains(&peer)) {
+    if !in_any(peer, &config.allow) {
         return Err(GatewayError::Forbidden);
     }
     if !config.enabled {

@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
+use crate::http::request_body::BodyError;
 use crate::http::{Body, RequestBody};
 use crate::limit::ClientAddr;
-use crate::server::request_body::BodyError;
 use crate::session::{self as sessions, Credential, Identity, Session, TokenHash};
 use crate::state::AppState;
 
@@ -115,11 +115,7 @@ pub async fn read_json<T: DeserializeOwned>(
     req: Request<RequestBody>,
 ) -> Result<T, GatewayError> {
     let limit = state.config.server.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = crate::http::declared_length(req.headers());
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge);
     }
@@ -132,7 +128,7 @@ pub async fn read_json<T: DeserializeOwned>(
         Err(e) => {
             return Err(BodyError::find(e.as_ref()).map_or(
                 GatewayError::invalid("the request body could not be read"),
-                BodyError::to_gateway_error,
+                GatewayError::from,
             ));
         }
     };

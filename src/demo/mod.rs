@@ -33,7 +33,7 @@ const APPID: &str = "wxd000000000000001";
 pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let mut secret = [0u8; 16];
     getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
-    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let secret: String = hex::encode(secret);
     let simulator = Arc::new(Simulator::new(APPID, &secret));
     let wechat = spawn_http(simulator.clone(), |sim, req| sim.handle(req)).await?;
     let upstream = spawn_http(Arc::new(()), |_, req| echo::handle(req)).await?;

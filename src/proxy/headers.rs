@@ -11,6 +11,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::http::names::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP};
 use crate::limit::ClientAddr;
 use crate::session::token;
 
@@ -211,11 +212,6 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         };
     }
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// A trusted proxy's X-Forwarded-For values, joined in order, with its own IP appended.
 fn appended_forwarded_for(headers: &HeaderMap, peer: &HeaderValue) -> Option<HeaderValue> {

@@ -20,19 +20,21 @@ use http::{HeaderValue, Request, Response, Version, header};
 use crate::config::{AuthMode, Unbound};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
+use crate::http::names::X_REQUEST_ID;
 use crate::http::{Body, RequestBody};
 use crate::limit::ClientAddr;
 use crate::session::{self, Credential, Identity};
 use crate::state::{AppState, Route};
-use crate::worker::Worker;
 
 use self::body::{LimitedBody, UpstreamBody};
 use self::headers::Hop;
+use self::upstream::Upstreams;
 
 /// One proxied request's context: what every phase reads.
 pub struct Exchange<'a> {
     pub state: &'a AppState,
-    pub worker: &'a Worker,
+    /// This worker's upstream pools.
+    pub upstreams: &'a Upstreams,
     pub route: &'a Route,
     pub conn: &'a ConnInfo,
     pub request_id: &'a HeaderValue,
@@ -55,7 +57,7 @@ impl Exchange<'_> {
     /// else (a streamed one is cut off at the limit by [`LimitedBody`]).
     fn admit(&self, req: &Request<RequestBody>) -> Result<(), GatewayError> {
         let limit = self.state.config.server.max_body_bytes;
-        match declared_length(req) {
+        match crate::http::declared_length(req.headers()) {
             Some(n) if n > limit => Err(GatewayError::PayloadTooLarge),
             Some(_) | None => Ok(()),
         }
@@ -130,14 +132,12 @@ impl Exchange<'_> {
             host: host.as_ref(),
         };
         headers::set_forwarded(&mut parts.headers, &hop);
-        parts
-            .headers
-            .insert("x-request-id", self.request_id.clone());
+        parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
         let host = host.or_else(|| self.route.upstream_host.clone());
         if let Some(host) = host {
             parts.headers.insert(header::HOST, host);
         }
-        let origin_form = self.worker.upstreams.origin_form(self.route.index);
+        let origin_form = self.upstreams.origin_form(self.route.index);
         parts.uri = upstream_uri(self.route, parts.uri, origin_form)?;
         parts.version = Version::HTTP_11;
         let limited = LimitedBody::new(body, server.max_body_bytes);
@@ -147,7 +147,7 @@ impl Exchange<'_> {
     /// Phase 4: send within the route's timeout and classify failures.
     async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Body>, GatewayError> {
         let route = self.route;
-        let sent = self.worker.upstreams.send(route.index, req);
+        let sent = self.upstreams.send(route.index, req);
         let e = match tokio::time::timeout(route.config.timeout, sent).await {
             Err(_) => return Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => return Ok(response),
@@ -156,23 +156,14 @@ impl Exchange<'_> {
         if body::is_too_large(e.as_chain()) {
             return Err(GatewayError::PayloadTooLarge);
         }
-        if let Some(client_body) = crate::server::request_body::BodyError::find(e.as_chain()) {
+        if let Some(client_body) = crate::http::request_body::BodyError::find(e.as_chain()) {
             // The client's body stalled or broke: hyper abandoned the upstream request
             // unfinished (its connection is closed, never reused), so it was never completed.
-            return Err(client_body.to_gateway_error());
+            return Err(client_body.into());
         }
         tracing::warn!(route = %route.label, error = %e, "upstream request failed");
         Err(GatewayError::UpstreamUnavailable)
     }
-}
-
-fn declared_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// The upstream request target: the route's upstream path prefix, then the request's path

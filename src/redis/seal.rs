@@ -90,19 +90,8 @@ impl Sealer {
             mac.update(&[0]);
         }
         let digest: [u8; 32] = mac.finalize().into_bytes().into();
-        hex(&digest)
+        hex::encode(digest)
     }
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

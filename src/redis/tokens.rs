@@ -8,7 +8,7 @@
 //! failed token delete it once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::RedisBackend;
+use crate::clock::{millis, now_unix_ms};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::wechat::token::{AccessToken, SharedTokens};
@@ -57,12 +58,6 @@ struct Stored {
     expires_at_ms: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The Redis side of [`SharedTokens`].
 pub struct RedisTokens {
     backend: Arc<RedisBackend>,
@@ -102,7 +97,7 @@ impl SharedTokens for RedisTokens {
         else {
             return Ok(None);
         };
-        let left = stored.expires_at_ms.saturating_sub(now_ms());
+        let left = stored.expires_at_ms.saturating_sub(now_unix_ms());
         Ok(Some(AccessToken {
             token: Secret::new(stored.token),
             expires_at: Instant::now() + Duration::from_millis(left),
@@ -117,7 +112,7 @@ impl SharedTokens for RedisTokens {
         let key = self.backend.key("token", appid);
         let stored = Stored {
             token: token.token.expose().to_string(),
-            expires_at_ms: now_ms() + left.as_millis() as u64,
+            expires_at_ms: now_unix_ms().saturating_add(millis(left)),
         };
         let plain = serde_json::to_vec(&stored)
             .map_err(|_| GatewayError::Internal("token encoding".into()))?;
@@ -148,7 +143,7 @@ impl SharedTokens for RedisTokens {
     async fn try_lock(&self, appid: &str) -> Result<Option<String>, GatewayError> {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|_| GatewayError::Internal("OS RNG failed".into()))?;
-        let id = super::seal::hex(&id);
+        let id = hex::encode(id);
         let key = self.backend.key("token-lock", appid);
         let ttl = LOCK_TTL.as_millis().to_string();
         let taken: i64 = self

@@ -10,7 +10,6 @@
 
 pub mod framing;
 pub mod hygiene;
-pub mod request_body;
 pub mod stall;
 pub mod timeouts;
 pub mod tls;
@@ -42,9 +41,9 @@ use crate::state::AppState;
 use crate::worker::Worker;
 
 use self::framing::{Framing, ScannedIo};
-use self::request_body::TimedBody;
 use self::timeouts::{ConnTimeouts, GuardedBody, InFlight, TimedIo};
 use self::workers::{Accepted, Workers};
+use crate::http::request_body::TimedBody;
 
 /// Bound listeners, ready to serve.
 pub struct Server {

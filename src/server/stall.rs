@@ -70,7 +70,7 @@ impl StallWatch {
 
     /// Whether a watched body has waited on its client for `timeout` or longer.
     pub fn any_stalled(&self, timeout: Duration) -> bool {
-        let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let limit = crate::clock::millis(timeout);
         self.any_stalled_at(self.elapsed_ms(), limit)
     }
 
@@ -87,7 +87,7 @@ impl StallWatch {
     }
 
     fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        crate::clock::millis(self.epoch.elapsed()).min(u64::MAX - 1)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StallClock>> {

@@ -18,6 +18,7 @@ use moka::ops::compute::Op;
 use serde::{Deserialize, Serialize};
 
 use super::{Session, SessionStore, TokenHash};
+use crate::clock::{millis, unix_ms};
 use crate::error::GatewayError;
 use crate::redis::{LOCAL_TTL, RedisBackend};
 use crate::secret::Secret;
@@ -44,11 +45,6 @@ pub struct RedisStore {
     local: Cache<TokenHash, Arc<Session>>,
     /// Tokens removed on this replica recently; never cached locally again.
     removed: Cache<TokenHash, ()>,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RedisStore {
@@ -118,7 +114,7 @@ impl RedisStore {
         if existing_only {
             cmd.arg("XX");
         }
-        cmd.arg("PX").arg(left.as_millis().max(1) as u64);
+        cmd.arg("PX").arg(millis(left).max(1));
         let op = if existing_only {
             "session_update"
         } else {

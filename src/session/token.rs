@@ -57,11 +57,7 @@ impl TokenHash {
 
     /// Lower-case hex, for store keys that must be text.
     pub fn to_hex(&self) -> String {
-        use std::fmt::Write;
-        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        hex::encode(self.0)
     }
 }
 

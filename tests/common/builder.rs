@@ -1,12 +1,16 @@
-//! Renders a gateway TOML config (ephemeral loopback listeners, the fake WeChat's base,
-//! apps, routes and any extra sections) into a temp dir and starts `wxgate run` on it.
+//! Renders a gateway TOML config (both listeners on `127.0.0.1:0`, the fake WeChat's base,
+//! apps, routes and any extra sections) into a temp dir and starts `wxgate run` on it; the
+//! bound ports are read from the gateway's start-up line.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use super::FakeWechat;
 use super::gateway::{Gateway, bin};
-use super::{FakeWechat, free_port};
+
+/// A `RUST_LOG` for load tests: warnings, and the gateway's own `info` lines (the start-up
+/// line among them) except the one-per-request access log.
+pub const QUIET_LOG: &str = "warn,wxgate=info,wxgate::access=warn";
 
 /// Builds a gateway config; keys already set are replaced by later calls.
 #[derive(Clone)]
@@ -147,6 +151,8 @@ impl GatewayBuilder {
         self
     }
 
+    /// Set `RUST_LOG`. It must let through the `info` line the gateway logs at start-up
+    /// (target `wxgate`), which tells the harness the ports: see [`QUIET_LOG`].
     pub fn rust_log(mut self, filter: &str) -> Self {
         self.rust_log = filter.to_string();
         self
@@ -158,15 +164,15 @@ impl GatewayBuilder {
         self
     }
 
-    /// The TOML text for the given listener addresses.
-    pub fn render(&self, listen: SocketAddr, admin: SocketAddr) -> String {
+    /// The TOML text, both listeners on `127.0.0.1:0` (the kernel picks free ports).
+    pub fn render(&self) -> String {
         let kv = |l: &[(String, String)]| {
             l.iter()
                 .map(|(k, v)| format!("{k} = {v}\n"))
                 .collect::<String>()
         };
-        let mut out = format!("[server]\nlisten = \"{listen}\"\n{}\n", kv(&self.server));
-        out += &format!("[admin]\nlisten = \"{admin}\"\n{}\n", kv(&self.admin));
+        let mut out = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}\n", kv(&self.server));
+        out += &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{}\n", kv(&self.admin));
         out += &format!(
             "[wechat]\napi_base = \"{}\"\n{}\n",
             self.api_base,
@@ -187,23 +193,18 @@ impl GatewayBuilder {
 
     /// Start the gateway and wait until its admin `/healthz` answers (panics otherwise).
     pub async fn start(self) -> Gateway {
-        for _ in 0..3 {
-            let mut gw = self.spawn();
-            match gw.wait_ready(Duration::from_secs(15)).await {
-                Ok(()) => return gw,
-                Err(e) if e.to_ascii_lowercase().contains("in use") => continue,
-                Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{}", gw.config),
-            }
+        let mut gw = self.spawn();
+        if let Err(e) = gw.wait_ready(Duration::from_secs(15)).await {
+            panic!("gateway did not start: {e}\n--- config ---\n{}", gw.config);
         }
-        panic!("gateway could not bind free ports three times");
+        gw
     }
 
-    /// Start the gateway process without waiting for it.
+    /// Start the gateway process without waiting for it; its addresses are known once
+    /// [`Gateway::wait_ready`] returns `Ok`.
     pub fn spawn(&self) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = self.render(addr, admin);
+        let config = self.render();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, &config).unwrap();
         for (name, content) in &self.files {
@@ -227,6 +228,6 @@ impl GatewayBuilder {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        Gateway::spawn_child(cmd, dir, config, addr, admin)
+        Gateway::spawn_child(cmd, dir, config)
     }
 }

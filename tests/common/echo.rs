@@ -115,20 +115,37 @@ impl Echo {
     }
 
     /// Wait until an `/upload` request's first body chunk has arrived; false on timeout.
+    #[must_use = "assert the outcome: a wait that timed out must fail the test"]
     pub async fn upload_first_chunk(&self, timeout: Duration) -> bool {
         let wait = self.state.upload_first_chunk.notified();
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
     /// Wait until at least `n` requests are recorded; false on timeout.
+    #[must_use = "assert the outcome: a wait that timed out must fail the test"]
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> bool {
         super::wait_until(timeout, || self.count() >= n).await
     }
 }
 
-/// A URL on a loopback port where nothing listens (connection refused).
-pub fn refused_url() -> String {
-    format!("http://127.0.0.1:{}", super::free_port())
+/// A loopback port where nothing listens, held for as long as this lives: a socket bound
+/// to it and never listening, so a connect is refused and no other process can take it.
+pub struct Refused {
+    pub url: String,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// A [`Refused`] port (connection refused for as long as the guard lives).
+pub fn refused() -> Refused {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("the bound address");
+    Refused {
+        url: format!("http://{addr}"),
+        _socket: socket,
+    }
 }
 
 async fn handle(state: Arc<EchoState>, req: Request<Incoming>) -> Response<TestBody> {

@@ -1,6 +1,8 @@
-//! The guard around a running `wxgate` child process (started by `builder.rs`): it polls
-//! the admin `/healthz` until ready, captures stdout and stderr, sends signals, offers
-//! request helpers, and kills the child on drop. Also the one-shot CLI runner.
+//! The guard around a running `wxgate` child process (started by `builder.rs` on
+//! `127.0.0.1:0` for both listeners): it learns the bound addresses from the start-up log
+//! line (text or JSON), polls the admin `/healthz` until ready, captures stdout and stderr,
+//! sends signals, offers request helpers, and kills the child on drop. Also the one-shot
+//! CLI runner.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Resp, client, send};
+use super::{FakeWechat, Resp, client, send};
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
@@ -38,10 +40,41 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// The message of the line the gateway logs once both listeners are bound.
+const LISTENING: &str = "wxgate is listening";
+
+/// A listener address not known yet (before the start-up line is read).
+const UNKNOWN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// The public and admin addresses from the gateway's `wxgate is listening` line, in the
+/// text (`listen=Some(127.0.0.1:41234)`) or the JSON (`"listen":"Some(127.0.0.1:41234)"`)
+/// log format; `None` until that line is in `logs`.
+pub fn listening_addrs(logs: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = logs.lines().find(|l| l.contains(LISTENING))?;
+    let field = |name: &str| -> Option<SocketAddr> {
+        let raw = match serde_json::from_str::<Value>(line) {
+            Ok(json) => json.get(name)?.as_str()?.to_string(),
+            Err(_) => {
+                let at = line.find(&format!(" {name}="))? + name.len() + 2;
+                line[at..].split_whitespace().next()?.to_string()
+            }
+        };
+        let raw = raw.trim_matches('"');
+        let raw = raw
+            .strip_prefix("Some(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or(raw);
+        raw.parse().ok()
+    };
+    Some((field("listen")?, field("admin")?))
+}
+
 /// A running gateway; killed when dropped.
 pub struct Gateway {
     child: Child,
+    /// The public listener; known once [`Gateway::wait_ready`] has returned `Ok`.
     pub addr: SocketAddr,
+    /// The admin listener; known once [`Gateway::wait_ready`] has returned `Ok`.
     pub admin: SocketAddr,
     pub config: String,
     dir: TempDir,
@@ -76,13 +109,7 @@ pub fn capture(mut src: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
 }
 
 impl Gateway {
-    pub(crate) fn spawn_child(
-        mut cmd: Command,
-        dir: TempDir,
-        config: String,
-        addr: SocketAddr,
-        admin: SocketAddr,
-    ) -> Gateway {
+    pub(crate) fn spawn_child(mut cmd: Command, dir: TempDir, config: String) -> Gateway {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -91,8 +118,8 @@ impl Gateway {
         let stderr = capture(child.stderr.take().unwrap());
         Gateway {
             child,
-            addr,
-            admin,
+            addr: UNKNOWN,
+            admin: UNKNOWN,
             config,
             dir,
             stdout,
@@ -101,7 +128,8 @@ impl Gateway {
         }
     }
 
-    /// Poll the admin `/healthz` until 200; Err (with the logs) if the process exits first.
+    /// Wait for the start-up line (which names the listeners' addresses), then poll the
+    /// admin `/healthz` until 200; Err (with the logs) if the process exits first.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let c = reqwest::Client::builder()
             .no_proxy()
@@ -113,14 +141,28 @@ impl Gateway {
             if let Some(st) = self.try_exit() {
                 return Err(format!("exited early ({st}); output:\n{}", self.logs()));
             }
+            if self.admin == UNKNOWN {
+                match listening_addrs(&self.logs()) {
+                    Some((addr, admin)) => (self.addr, self.admin) = (addr, admin),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
             let r = c.get(self.admin_url("/healthz")).send().await;
             if r.is_ok_and(|r| r.status() == 200) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let missing = if self.admin == UNKNOWN {
+            format!(" (no `{LISTENING}` line with both addresses: does RUST_LOG hide it?)")
+        } else {
+            String::new()
+        };
         Err(format!(
-            "not ready after {timeout:?}; output:\n{}",
+            "not ready after {timeout:?}{missing}; output:\n{}",
             self.logs()
         ))
     }
@@ -134,6 +176,7 @@ impl Gateway {
     }
 
     /// Wait up to `timeout` for the process to exit.
+    #[must_use = "assert the outcome: a wait that timed out must fail the test"]
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -201,6 +244,18 @@ impl Gateway {
         let r = self.login(code).await;
         assert_eq!(r.status, 200, "login failed: {}", r.text());
         r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Log `openid` in with a fresh code (no unionid) and return the token (asserts 200).
+    pub async fn login_as(&self, wx: &FakeWechat, openid: &str) -> String {
+        let code = format!("login-{}", super::random_hex(6));
+        wx.add_code(&code, openid, None);
+        self.token(&code).await
+    }
+
+    /// `GET /bindings/{appid}/{openid}` on the admin listener.
+    pub async fn binding(&self, appid: &str, openid: &str) -> Resp {
+        send(client().get(self.admin_url(&format!("/bindings/{appid}/{openid}")))).await
     }
 
     /// `POST /wx/phone` with `{"code": code}` and the bearer token.

@@ -1,7 +1,8 @@
 //! Shared test harness for wxgate's black-box integration tests: a fake WeChat, an echo
 //! upstream, a guard that runs the real `wxgate` binary on ephemeral loopback ports, a raw
 //! HTTP/1 client for requests an HTTP library would normalise, and small assertion helpers.
-//! Nothing here reaches the internet or uses a fixed port.
+//! Nothing here reaches the internet or uses a fixed port; every listener in a test
+//! process binds port 0 and is handed on bound.
 #![allow(dead_code, unused_imports)]
 
 pub mod builder;
@@ -38,13 +39,7 @@ pub type TestBody = BoxBody<Bytes, Infallible>;
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("OS RNG");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A loopback port that was free a moment ago (bind :0, read, drop).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    hex::encode(buf)
 }
 
 /// A body made of a fixed byte string.
@@ -171,6 +166,7 @@ pub fn assert_error_body(body: &Value, code: &str) {
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+#[must_use = "assert the outcome: a wait that timed out must fail the test"]
 pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -185,6 +181,7 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
 }
 
 /// Like `wait_until`, with an async condition.
+#[must_use = "assert the outcome: a wait that timed out must fail the test"]
 pub async fn wait_until_async<F, Fut>(timeout: Duration, mut cond: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -90,6 +90,7 @@ impl Probe {
     }
 
     /// Wait until `n` request bodies have ended (either way); false on timeout.
+    #[must_use = "assert the outcome: a wait that timed out must fail the test"]
     pub async fn wait_bodies(&self, n: usize, timeout: Duration) -> bool {
         super::wait_until(timeout, || self.bodies().len() >= n).await
     }
@@ -100,6 +101,7 @@ impl Probe {
     }
 
     /// Wait until the first `/big` stream was dropped before its end; false on timeout.
+    #[must_use = "assert the outcome: a wait that timed out must fail the test"]
     pub async fn wait_stream_dropped(&self, timeout: Duration) -> bool {
         super::wait_until(timeout, || {
             self.streams()

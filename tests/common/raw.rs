@@ -143,6 +143,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Wait until the peer closes the connection (EOF or reset), discarding any bytes.
 /// Returns false if it is still open after `timeout`.
+#[must_use = "assert the outcome: a wait that timed out must fail the test"]
 pub async fn wait_closed<R: AsyncRead + Unpin>(s: &mut R, timeout: Duration) -> bool {
     let fut = async {
         let mut tmp = [0u8; 4096];

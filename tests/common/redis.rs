@@ -1,11 +1,12 @@
-//! A real `redis-server` for the Redis tests: started on a free loopback port (never 6379)
-//! in a temp dir with persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the
-//! same port; a local 3-master Redis Cluster; a tiny RESP client to read every key and
-//! value back. Without `redis-server` the tests skip with a note, unless `CI` is set: then
-//! they fail.
+//! A real `redis-server` for the Redis tests: started on a loopback port below the
+//! kernel's ephemeral range (never 6379; a port it cannot bind, or that another process
+//! answers on, is given up for another, a bounded number of times) in a temp dir with
+//! persistence off, stoppable (`SHUTDOWN NOSAVE`) and restartable on the same port; a local
+//! 3-master Redis Cluster; a tiny RESP client ([`client`]) to read every key back. Without
+//! `redis-server` the tests skip with a note, unless `CI` is set: then they fail.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod client;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,82 +14,21 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use tempfile::TempDir;
 
-use super::free_port;
+use super::gateway::capture;
+pub use client::{Reply, assert_dump_clean, command};
 
-/// A reply in RESP2.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
+/// Ports tried for a server: below Linux's ephemeral range (32768 and up), where the
+/// kernel never puts the tests' own `:0` sockets, with room for each one's cluster bus
+/// port (+10000, Redis's default offset).
+const PORTS: std::ops::Range<u16> = 12_000..22_000;
+/// How many ports a server tries before the test fails.
+const PORT_TRIES: usize = 10;
 
-impl Reply {
-    /// The reply as text (bulk, simple or integer), lossily decoded.
-    pub fn text(&self) -> String {
-        match self {
-            Reply::Simple(s) | Reply::Error(s) => s.clone(),
-            Reply::Int(i) => i.to_string(),
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            Reply::Bulk(None) => String::new(),
-            Reply::Array(items) => items.iter().map(Reply::text).collect::<Vec<_>>().join("\n"),
-        }
-    }
-
-    fn items(&self) -> Vec<Reply> {
-        match self {
-            Reply::Array(items) => items.clone(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Send one command to `127.0.0.1:port` and read its reply.
-pub fn command(port: u16, args: &[&str]) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_secs(1),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    s.write_all(&out)?;
-    read_reply(&mut BufReader::new(s))
-}
-
-fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line)?;
-    if line.len() < 3 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let num = || text.parse::<i64>().unwrap_or(-1);
-    Ok(match line[0] {
-        b'+' => Reply::Simple(text),
-        b'-' => Reply::Error(text),
-        b':' => Reply::Int(num()),
-        b'$' if num() < 0 => Reply::Bulk(None),
-        b'$' => {
-            let mut buf = vec![0u8; num() as usize + 2];
-            r.read_exact(&mut buf)?;
-            buf.truncate(buf.len() - 2);
-            Reply::Bulk(Some(buf))
-        }
-        b'*' => {
-            let n = num().max(0);
-            let mut items = Vec::new();
-            for _ in 0..n {
-                items.push(read_reply(r)?);
-            }
-            Reply::Array(items)
-        }
-        other => panic!("unexpected RESP type byte {other:?}"),
-    })
+/// A port from [`PORTS`], at random.
+fn candidate_port() -> u16 {
+    let span = u64::from(PORTS.end - PORTS.start);
+    let offset = getrandom::u64().expect("OS RNG") % span;
+    PORTS.start + u16::try_from(offset).expect("offset within the range")
 }
 
 /// Whether Redis tests can run; panics when `redis-server` is missing and `CI` is set.
@@ -148,21 +88,32 @@ impl RedisServer {
         Some(Self::start_with(&[]).await)
     }
 
-    /// Start with extra arguments on a free port (three tries against port races).
+    /// Start with extra arguments on a free port: a port it cannot bind (or where another
+    /// process answers) is given up for another, up to [`PORT_TRIES`] times.
     pub async fn start_with(extra: &[&str]) -> RedisServer {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for _ in 0..3 {
-            let mut r = RedisServer {
-                port: free_port(),
-                extra: extra.clone(),
-                dir: tempfile::tempdir().expect("tempdir"),
-                child: None,
-            };
-            if r.launch().await {
-                return r;
+        let mut failures = Vec::new();
+        for _ in 0..PORT_TRIES {
+            let port = candidate_port();
+            match Self::start_on(port, extra).await {
+                Ok(r) => return r,
+                Err(why) => failures.push(format!("port {port}: {why}")),
             }
         }
-        panic!("redis-server did not start on a free port three times");
+        panic!(
+            "redis-server did not start on {PORT_TRIES} ports:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// Start on `port` exactly; Err with why when that fails (the port is taken, say).
+    pub async fn start_on(port: u16, extra: &[&str]) -> Result<RedisServer, String> {
+        let mut r = RedisServer {
+            port,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        r.launch().await.map(|()| r)
     }
 
     /// redis://127.0.0.1:PORT/0
@@ -174,8 +125,10 @@ impl RedisServer {
         self.dir.path().to_path_buf()
     }
 
-    /// Spawn on `self.port` and wait until PING answers; false if it exited.
-    async fn launch(&mut self) -> bool {
+    /// Spawn on `self.port` and wait until the server on that port is this very process
+    /// (`INFO server` names its pid); Err with why (it exited, e.g. "Address already in
+    /// use", another process answers there, or it never answered).
+    async fn launch(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
@@ -184,26 +137,41 @@ impl RedisServer {
             .arg(self.dir.path())
             .args(&self.extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn redis-server");
+        let out = capture(child.stdout.take().expect("piped stdout"));
+        let err = capture(child.stderr.take().expect("piped stderr"));
+        let output = || {
+            let text = |b: &std::sync::Mutex<Vec<u8>>| {
+                String::from_utf8_lossy(&b.lock().unwrap()).into_owned()
+            };
+            format!("{}{}", text(&out), text(&err))
+        };
+        let pid = format!("process_id:{}", child.id());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let pong = matches!(command(self.port, &["PING"]), Ok(Reply::Simple(p)) if p == "PONG");
-            // (a PONG counts only from our own, still running, process)
-            if child.try_wait().ok().flatten().is_some() {
-                let _ = child.wait();
-                return false;
+        let why = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited ({status}): {}", output()));
             }
-            if pong {
-                self.child = Some(child);
-                return true;
+            match command(self.port, &["INFO", "server"]) {
+                Ok(info) if info.text().lines().any(|l| l.trim() == pid) => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Ok(info) if info.text().contains("process_id:") => {
+                    break "another process answers on this port".to_string();
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                break format!("no answer within 10 s: {}", output());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
         let _ = child.kill();
         let _ = child.wait();
-        false
+        Err(why)
     }
 
     /// `SHUTDOWN NOSAVE` and wait for the process to exit.
@@ -221,13 +189,18 @@ impl RedisServer {
 
     /// Start again on the same port (a few tries while the port is released).
     pub async fn restart(&mut self) {
+        let mut why = String::new();
         for _ in 0..50 {
-            if self.launch().await {
-                return;
+            match self.launch().await {
+                Ok(()) => return,
+                Err(e) => why = e,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("redis-server could not restart on port {}", self.port);
+        panic!(
+            "redis-server could not restart on port {}: {why}",
+            self.port
+        );
     }
 
     /// Run one command (panics on I/O errors).
@@ -290,7 +263,8 @@ impl RedisCluster {
         }
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let bus = free_port().to_string();
+            // The bus listens on the port + 10000 (Redis's default): a bus port that is
+            // taken makes the node exit, and start_with tries another pair.
             let args = [
                 "--cluster-enabled",
                 "yes",
@@ -298,8 +272,6 @@ impl RedisCluster {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
-                "--cluster-port",
-                &bus,
             ];
             nodes.push(RedisServer::start_with(&args).await);
         }
@@ -331,6 +303,21 @@ impl RedisCluster {
         Some(cluster)
     }
 
+    /// `[session] store = "redis"` and a `[redis]` section in cluster mode: the first node
+    /// as `url`, the others as `nodes`.
+    pub fn sections(&self, key: &str) -> String {
+        let urls = self.urls();
+        let nodes = urls[1..]
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "[session]\nstore = \"redis\"\n\n[redis]\nurl = \"{}\"\nencryption_key = \"{key}\"\ncluster = true\nnodes = [{nodes}]",
+            urls[0]
+        )
+    }
+
     /// Seed URLs of every node.
     pub fn urls(&self) -> Vec<String> {
         self.nodes
@@ -342,45 +329,5 @@ impl RedisCluster {
     /// Every key of every node.
     pub fn dump(&self) -> Vec<(String, Vec<Vec<u8>>)> {
         self.nodes.iter().flat_map(|n| n.dump()).collect()
-    }
-}
-
-/// Panic if any key or value of `dump` holds one of `secrets` in clear: verbatim, or inside
-/// a value that decodes as base64 (standard or URL-safe) or hex.
-pub fn assert_dump_clean(dump: &[(String, Vec<Vec<u8>>)], secrets: &[String]) {
-    let decoded = |v: &[u8]| -> Vec<Vec<u8>> {
-        let s = String::from_utf8_lossy(v).trim().to_string();
-        let mut out = vec![v.to_vec()];
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-        for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-            if let Ok(d) = e.decode(&s) {
-                out.push(d);
-            }
-        }
-        if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hex: Option<Vec<u8>> = (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-                .collect();
-            out.extend(hex);
-        }
-        out
-    };
-    for (key, values) in dump {
-        for s in secrets {
-            assert!(
-                !key.contains(s.as_str()),
-                "Redis key {key:?} contains {s:?}"
-            );
-            for v in values {
-                for d in decoded(v) {
-                    let text = String::from_utf8_lossy(&d);
-                    assert!(
-                        !text.contains(s.as_str()),
-                        "a value of Redis key {key:?} holds {s:?} in clear"
-                    );
-                }
-            }
-        }
     }
 }

@@ -222,7 +222,7 @@ pub(super) async fn refresh_loop(app: Weak<AppTokens>, source: Arc<Source>) {
 
 /// Spread replicas over the start of the window, never past a tenth of the token's life.
 fn jitter(left: Duration) -> Duration {
-    let cap = MAX_JITTER.min(left / 10).as_millis() as u64;
+    let cap = crate::clock::millis(MAX_JITTER.min(left / 10));
     Duration::from_millis(getrandom::u64().unwrap_or(0) % cap.max(1))
 }
 

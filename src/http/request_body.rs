@@ -3,7 +3,8 @@
 //! [`TimedBody`] fails with [`BodyError::TimedOut`] when the client sends no byte of its
 //! body for `[server] body_timeout`, and marks every error of hyper's body (a bad chunk
 //! size, a client gone) as [`BodyError::Broken`], so that handlers and the proxy can find
-//! either in an error chain and answer 408 `request_timeout` or 400 `invalid_request`.
+//! either in an error chain and answer 408 `request_timeout` or 400 `invalid_request`
+//! (`GatewayError`'s `From<&BodyError>` says which).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +15,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::error::GatewayError;
 use crate::http::BoxError;
 
 /// Why a request body ended before its end.
@@ -32,16 +32,6 @@ impl BodyError {
     /// The body error in `error`'s source chain, if there is one.
     pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
         crate::http::find_in_chain(error)
-    }
-
-    /// What the client is answered (if it still listens).
-    pub fn to_gateway_error(&self) -> GatewayError {
-        match self {
-            Self::TimedOut => GatewayError::RequestTimeout,
-            Self::Broken(_) => GatewayError::BadFraming(
-                "the request body is malformed (bad chunked framing) or was cut off",
-            ),
-        }
     }
 }
 
