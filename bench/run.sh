@@ -1,473 +1,167 @@
 #!/usr/bin/env bash
-# Throughput and latency of wxgate next to nginx doing the same job, on this box.
+# wxgate next to nginx, HAProxy, Caddy and a bare hyper proxy doing the same job, on this
+# box, in one run: see bench/README.md for what each row means and how to read it.
 #
-#   (a) upstream   wrk -> upstream nginx (return 200)             the ceiling
-#   (b) wxgate     wrk -> wxgate (required route) -> upstream     token lookup + header rewrite
-#   (c) nginx      wrk -> nginx (map token, set headers) -> upstream   the yardstick
-#   (d) wxgate-pub wrk -> wxgate (public route) -> upstream       the proxy alone
+#   upstream      wrk -> upstream nginx (return 200)                      the ceiling
+#   wxgate-mem    wrk -> wxgate, memory store, required route -> upstream  token lookup + headers
+#   wxgate-redis  wrk -> wxgate, Redis store (own redis-server) -> upstream
+#   wxgate-pub    wrk -> wxgate, public route -> upstream                 the proxy alone
+#   nginx         wrk -> nginx (map token, set headers) -> upstream       the yardstick
+#   haproxy       wrk -> HAProxy (same check and headers) -> upstream
+#   caddy         wrk -> Caddy (same check and headers) -> upstream
+#   hyper         wrk -> bench/tools bare-proxy (same) -> upstream        the floor of the stack
 #
-# Everything listens on 127.0.0.1, on ports picked free at run time, and is stopped on
-# exit. See bench/README.md for how to read the table. Not part of CI.
-#
-# Knobs (environment): BENCH_DURATION (10s), BENCH_THREADS (2), BENCH_CONNECTIONS (64),
-# BENCH_WARMUP (2s, 0 to skip), BENCH_ROUNDS (1), BENCH_LOG (on|off: per-request logs of
-# wxgate and nginx), BENCH_KEEP=1 (keep the temp dir with configs and logs),
-# BENCH_WXGATE=/path/to/wxgate (use that binary instead of building target/release).
+# Then a second table for wxgate alone: start to ready, idle RSS, bytes per live session,
+# logins/s against a fake WeChat that answers in 50 ms. Everything listens on 127.0.0.1
+# on ports picked free at run time (never 6379) and is stopped on exit. Not part of CI.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DURATION="${BENCH_DURATION:-10s}"
-THREADS="${BENCH_THREADS:-2}"
-CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-1}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 WARMUP="${BENCH_WARMUP:-2s}"
-ROUNDS="${BENCH_ROUNDS:-1}"
+ROUNDS="${BENCH_ROUNDS:-5}"
 LOG_MODE="${BENCH_LOG:-on}"
-STORE="${BENCH_STORE:-memory}"
+STORE="${BENCH_STORE:-both}"
+FOOTPRINT="${BENCH_FOOTPRINT:-on}"
+SESSIONS="${BENCH_SESSIONS:-100000}"
+SESSIONS_CAP="${BENCH_SESSIONS_CAP:-300s}"
+STARTS="${BENCH_STARTS:-5}"
+LOGIN_CONNECTIONS="${BENCH_LOGIN_CONNECTIONS:-256}"
+LOGIN_THREADS="${BENCH_LOGIN_THREADS:-1}"
+WECHAT_DELAY_MS="${BENCH_WECHAT_DELAY_MS:-50}"
 APPID="wxbench000000000a"
-PATH_UNDER_TEST="/api/bench"
+APP_SECRET="bench-secret"
+API_PATH="/api/bench"
 PUBLIC_PATH="/pub/bench" # wxgate's public route: the proxy without the session lookup
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib/common.sh
+source "$ROOT/bench/lib/common.sh"
+# shellcheck source=bench/lib/deps.sh
+source "$ROOT/bench/lib/deps.sh"
+# shellcheck source=bench/lib/contenders.sh
+source "$ROOT/bench/lib/contenders.sh"
+# shellcheck source=bench/lib/checks.sh
+source "$ROOT/bench/lib/checks.sh"
+# shellcheck source=bench/lib/load.sh
+source "$ROOT/bench/lib/load.sh"
+# shellcheck source=bench/lib/footprint.sh
+source "$ROOT/bench/lib/footprint.sh"
 
 case "$LOG_MODE" in on | off) ;; *) die "BENCH_LOG must be on or off" ;; esac
-case "$STORE" in memory | redis) ;; *) die "BENCH_STORE must be memory or redis" ;; esac
+case "$STORE" in both | memory | redis) ;; *) die "BENCH_STORE must be both, memory or redis" ;; esac
+case "$FOOTPRINT" in on | off) ;; *) die "BENCH_FOOTPRINT must be on or off" ;; esac
 
-# ---------------------------------------------------------------- dependencies
-install_missing() {
-    local need=()
-    command -v wrk >/dev/null 2>&1 || need+=(wrk)
-    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-    command -v curl >/dev/null 2>&1 || need+=(curl)
-    command -v python3 >/dev/null 2>&1 || need+=(python3)
-    [ "${#need[@]}" -eq 0 ] && return
-    [ "$(id -u)" -eq 0 ] || die "missing ${need[*]}; run as root or install them (apt-get install ${need[*]})"
-    log "installing from Debian packages: ${need[*]}"
-    # Keep the package's own nginx service (port 80, all interfaces) from starting.
-    local made_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    [ "$made_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
-    return 0
-}
-install_missing
+# ---------------------------------------------------------------- targets
+ALL_TARGETS=(upstream wxgate-mem wxgate-redis wxgate-pub nginx haproxy caddy hyper)
+read -r -a TARGETS <<<"${BENCH_TARGETS:-${ALL_TARGETS[*]}}"
+wanted() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+for name in "${TARGETS[@]}"; do
+    [[ " ${ALL_TARGETS[*]} " == *" $name "* ]] || die "unknown target $name (BENCH_TARGETS: ${ALL_TARGETS[*]})"
+done
+# BENCH_STORE picks which wxgate stores run; the public route rides on whichever runs.
+[ "$STORE" = redis ] && TARGETS=("${TARGETS[@]/wxgate-mem/}")
+[ "$STORE" = memory ] && TARGETS=("${TARGETS[@]/wxgate-redis/}")
+read -r -a TARGETS <<<"${TARGETS[*]}"
+[ "${#TARGETS[@]}" -gt 0 ] || die "no target left to run"
+RUN_MEM=0 RUN_REDIS=0
+wanted wxgate-mem && RUN_MEM=1
+wanted wxgate-redis && RUN_REDIS=1
+if wanted wxgate-pub && [ "$RUN_MEM" = 0 ] && [ "$RUN_REDIS" = 0 ]; then
+    [ "$STORE" = redis ] && RUN_REDIS=1 || RUN_MEM=1
+fi
+
+# ---------------------------------------------------------------- dependencies and builds
+needs=(wrk nginx curl python3)
+wanted haproxy && needs+=(haproxy)
+wanted caddy && needs+=(caddy)
+[ "$RUN_REDIS" = 1 ] && needs+=(redis-server)
+install_missing "${needs[@]}"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+build_all
 
-# ---------------------------------------------------------------- process bookkeeping
-WORK="$(mktemp -d /tmp/wxgate-bench.XXXXXX)"
-PIDS=()
+# ---------------------------------------------------------------- processes
+read -r UP_PORT NGX_PORT HAP_PORT CADDY_PORT HYPER_PORT WECHAT_PORT REDIS_PORT \
+    MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN FP_PORT FP_ADMIN <<<"$(free_ports 13)"
+start_fake_wechat "$WECHAT_PORT"
+WECHAT_PID="$LAST_PID"
+start_upstream "$UP_PORT"
+UP_PID="$LAST_PID"
+PORT_OF[upstream]="$UP_PORT" PATH_OF[upstream]="$API_PATH" CPU_PIDS_OF[upstream]="$UP_PID"
 
-stop_pid() {
-    local pid="$1" i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PIDS[$i]}"
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_port PORT PID NAME LOGFILE: poll until something accepts on 127.0.0.1:PORT.
-wait_port() {
-    local port="$1" pid="$2" name="$3" logfile="$4" i
-    for i in $(seq 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "$name exited during start-up; its log:"
-            cat "$logfile" >&2 || true
-            exit 1
-        fi
-        sleep 0.05
-    done
-    log "$name did not listen on 127.0.0.1:$port within 10s; its log:"
-    cat "$logfile" >&2 || true
-    exit 1
-}
-
-free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-# cpu_busy_pct: share of all cores busy over one second, from /proc/stat.
-cpu_busy_pct() {
-    local a b
-    a="$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)"
-    sleep 1
-    b="$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)"
-    awk -v a="$a" -v b="$b" 'BEGIN {
-        split(a, x, " "); split(b, y, " ")
-        busy = y[1] - x[1]; idle = y[2] - x[2]
-        printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
-}
-
-rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-
-# ---------------------------------------------------------------- build
-if [ -n "${BENCH_WXGATE:-}" ]; then
-    WXGATE="$BENCH_WXGATE" # a prebuilt binary, e.g. to compare two versions
-else
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release)
-    WXGATE="$ROOT/target/release/wxgate"
+# The gateways log in for real (through the fake WeChat); the others get the token of
+# the first one, and its openid ("o" + the login code) to inject.
+TOKEN="" OPENID=""
+if [ "$RUN_MEM" = 1 ]; then
+    wxgate_config "$WORK/wxgate-mem" "$MEM_PORT" "$MEM_ADMIN" memory
+    start_wxgate "$WORK/wxgate-mem" "$MEM_PORT" "$MEM_ADMIN"
+    MEM_PID="$LAST_PID"
+    TOKEN="$(login "$MEM_PORT" benchmem)" OPENID=obenchmem
+    PORT_OF[wxgate-mem]="$MEM_PORT" PATH_OF[wxgate-mem]="$API_PATH" CPU_PIDS_OF[wxgate-mem]="$MEM_PID"
+    TOKEN_OF[wxgate-mem]="$TOKEN" OPENID_OF[wxgate-mem]="$OPENID"
+    PORT_OF[wxgate-pub]="$MEM_PORT" CPU_PIDS_OF[wxgate-pub]="$MEM_PID" TOKEN_OF[wxgate-pub]="$TOKEN"
 fi
-[ -x "$WXGATE" ] || die "$WXGATE not built"
-
-read -r UP_PORT NGX_PORT GW_PORT ADMIN_PORT REDIS_PORT <<<"$(free_ports 5)"
-
-# ---------------------------------------------------------------- Redis (BENCH_STORE=redis)
-STORE_TOML='store = "memory"
-data_dir = "./data"'
-if [ "$STORE" = redis ]; then
-    command -v redis-server >/dev/null 2>&1 || die "BENCH_STORE=redis needs redis-server"
-    mkdir -p "$WORK/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$WORK/redis" >"$WORK/redis/redis.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$REDIS_PORT" "$!" redis-server "$WORK/redis/redis.log"
-    STORE_TOML="store = \"redis\"
-
-[redis]
-url = \"redis://127.0.0.1:$REDIS_PORT/0\"
-encryption_key = \"$(head -c 32 /dev/urandom | base64)\""
-fi
-
-# ---------------------------------------------------------------- fake WeChat
-python3 "$ROOT/bench/fake_wechat.py" "$WORK/wechat.port" >"$WORK/wechat.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 200); do [ -s "$WORK/wechat.port" ] && break; sleep 0.05; done
-[ -s "$WORK/wechat.port" ] || die "fake WeChat did not start: $(cat "$WORK/wechat.log")"
-WECHAT_PORT="$(cat "$WORK/wechat.port")"
-
-# ---------------------------------------------------------------- nginx instances
-nginx_user=""
-[ "$(id -u)" -eq 0 ] && nginx_user="user root;"
-if [ "$LOG_MODE" = on ]; then
-    proxy_access_log="access_log $WORK/nginx-proxy.access.log;"
-else
-    proxy_access_log="access_log off;"
-fi
-
-# nginx_main NAME: the part every instance shares.
-nginx_main() {
-    mkdir -p "$WORK/$1"
-    cat <<EOF
-$nginx_user
-daemon off;
-worker_processes auto;
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/error.log warn;
-events { worker_connections 4096; }
-EOF
-}
-
-nginx_http_common() {
-    cat <<EOF
-    client_body_temp_path $WORK/$1/body;
-    proxy_temp_path $WORK/$1/proxy;
-    fastcgi_temp_path $WORK/$1/fastcgi;
-    uwsgi_temp_path $WORK/$1/uwsgi;
-    scgi_temp_path $WORK/$1/scgi;
-    keepalive_requests 1000000;
-    map_hash_bucket_size 128; # "Bearer wxg_<43 chars>" is longer than the default allows
-EOF
-}
-
-# The upstream: a fixed 200 that echoes what it was told about the caller, so the
-# sanity checks can see the injected identity and the absence of the bearer token.
-{
-    nginx_main upstream
-    cat <<EOF
-http {
-$(nginx_http_common upstream)
-    access_log off;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / {
-            default_type text/plain;
-            return 200 "ok openid=\$http_x_wx_openid appid=\$http_x_wx_appid authorization=\$http_authorization";
-        }
-    }
-}
-EOF
-} >"$WORK/nginx-upstream.conf"
-
-start_nginx() { # NAME PORT
-    "$NGINX" -t -q -p "$WORK/$1/" -e "$WORK/$1/error.log" -c "$WORK/nginx-$1.conf" \
-        || die "nginx config for $1 is invalid"
-    "$NGINX" -p "$WORK/$1/" -e "$WORK/$1/error.log" -c "$WORK/nginx-$1.conf" \
-        >"$WORK/$1/stdout.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$2" "$!" "nginx ($1)" "$WORK/$1/error.log"
-}
-start_nginx upstream "$UP_PORT"
-
-# ---------------------------------------------------------------- wxgate
-gw_level=info
-[ "$LOG_MODE" = off ] && gw_level=warn
-cat >"$WORK/gateway.toml" <<EOF
-[server]
-listen = "127.0.0.1:$GW_PORT"
-drain_timeout = "2s"
-
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-
-[wechat]
-api_base = "http://127.0.0.1:$WECHAT_PORT"
-
-[[apps]]
-appid = "$APPID"
-secret = "bench-secret"
-
-[session]
-$STORE_TOML
-
-[log]
-format = "text"
-level = "$gw_level"
-
-[[routes]]
-prefix = "/api/"
-upstream = "http://127.0.0.1:$UP_PORT"
-auth = "required"
-
-[[routes]]
-prefix = "/pub/"
-upstream = "http://127.0.0.1:$UP_PORT"
-auth = "public"
-EOF
-
-unset RUST_LOG
-"$WXGATE" run --config "$WORK/gateway.toml" >"$WORK/wxgate.log" 2>&1 &
-GW_PID=$!
-PIDS+=("$GW_PID")
-wait_port "$GW_PORT" "$GW_PID" wxgate "$WORK/wxgate.log"
-wait_port "$ADMIN_PORT" "$GW_PID" "wxgate admin" "$WORK/wxgate.log"
-
-login_body="$(curl -sS -X POST -H 'Content-Type: application/json' \
-    -d "{\"code\":\"bench-code\",\"appid\":\"$APPID\"}" \
-    -w '\n%{http_code}' "http://127.0.0.1:$GW_PORT/wx/login")"
-login_status="${login_body##*$'\n'}"
-login_body="${login_body%$'\n'*}"
-[ "$login_status" = 200 ] || die "login answered $login_status: $login_body"
-TOKEN="$(printf '%s' "$login_body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
-case "$TOKEN" in wxg_*) ;; *) die "unexpected token shape in: $login_body" ;; esac
-
-# ---------------------------------------------------------------- nginx as the gateway
-{
-    nginx_main proxy
-    cat <<EOF
-http {
-$(nginx_http_common proxy)
-    $proxy_access_log
-    upstream backend {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    # The token check: the one token the gateway minted maps to its openid.
-    map \$http_authorization \$wx_openid {
-        default "";
-        "Bearer $TOKEN" "obench";
-    }
-    map \$http_x_request_id \$wx_request_id {
-        default \$http_x_request_id;
-        "" \$request_id;
-    }
-    server {
-        listen 127.0.0.1:$NGX_PORT;
-        location /api/ {
-            default_type application/json; # for the 401; proxied answers keep theirs
-            if (\$wx_openid = "") {
-                add_header WWW-Authenticate Bearer always;
-                return 401 '{"error":{"code":"unauthenticated","message":"log in first"}}';
-            }
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # Never forward the bearer token; inject identity; an empty value drops a
-            # client-sent header of that name. (nginx cannot strip the whole X-WX-
-            # prefix without extra modules; headers with "_" are dropped by default.)
-            proxy_set_header Authorization "";
-            proxy_set_header X-WX-OPENID \$wx_openid;
-            proxy_set_header X-WX-APPID "$APPID";
-            proxy_set_header X-WX-UNIONID "";
-            proxy_set_header X-WX-ACCOUNT-ID "";
-            proxy_set_header X-WX-PHONE "";
-            proxy_set_header X-Request-Id \$wx_request_id;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-}
-EOF
-} >"$WORK/nginx-proxy.conf"
-start_nginx proxy "$NGX_PORT"
-NGX_PID="${PIDS[${#PIDS[@]} - 1]}"
-
-# ---------------------------------------------------------------- sanity checks
-# check NAME URL EXPECTED_STATUS BODY_PATTERN [curl args...]
-check() {
-    local name="$1" url="$2" want="$3" pattern="$4"
-    shift 4
-    local out status body
-    out="$(curl -sS -w '\n%{http_code}' "$@" "$url")" || die "$name: curl failed"
-    status="${out##*$'\n'}"
-    body="${out%$'\n'*}"
-    [ "$status" = "$want" ] || die "$name: status $status, want $want: $body"
-    # shellcheck disable=SC2053 # the pattern is a glob on purpose
-    [[ "$body" == $pattern ]] || die "$name: body '$body' does not match '$pattern'"
-}
-AUTH=(-H "Authorization: Bearer $TOKEN")
-FORGED=(-H "X-WX-OPENID: forged" -H "X-WX-APPID: forged")
-check upstream "http://127.0.0.1:$UP_PORT$PATH_UNDER_TEST" 200 'ok *' "${AUTH[@]}"
-for target in "wxgate:$GW_PORT" "nginx:$NGX_PORT"; do
-    name="${target%%:*}"
-    port="${target##*:}"
-    check "$name with token" "http://127.0.0.1:$port$PATH_UNDER_TEST" 200 \
-        "ok openid=obench appid=$APPID authorization=" "${AUTH[@]}" "${FORGED[@]}"
-    check "$name without token" "http://127.0.0.1:$port$PATH_UNDER_TEST" 401 '*unauthenticated*' "${FORGED[@]}"
-done
-check "wxgate public route" "http://127.0.0.1:$GW_PORT$PUBLIC_PATH" 200 \
-    "ok openid= appid= authorization=" "${AUTH[@]}" "${FORGED[@]}"
-log "sanity checks passed (identity injected, forged X-WX-* and bearer token not forwarded, 401 without token)"
-
-# ---------------------------------------------------------------- load
-to_ms() { # wrk prints 812.00us / 1.23ms / 1.02s
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
-        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
-        else printf "?" }'
-}
-
-# CPU time (user + system, in clock ticks) of a process and its children (nginx workers).
-cpu_ticks() { # PID
-    local total=0 p
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
-    done
-    echo "$total"
-}
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_pid_of() { # NAME: the process whose CPU a target's row reports (none for the upstream)
-    case "$1" in
-        wxgate | wxgate-pub) echo "$GW_PID" ;;
-        nginx) echo "$NGX_PID" ;;
-        *) echo "" ;;
-    esac
-}
-
-RESULTS=()
-declare -A RPS_SUM=() RPS=() CPU_SUM=()
-run_wrk() { # NAME PORT ROUND [PATH]
-    local name="$1" port="$2" round="$3" out
-    local url="http://127.0.0.1:$port${4:-$PATH_UNDER_TEST}"
-    if [ "$WARMUP" != 0 ]; then
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+if [ "$RUN_REDIS" = 1 ]; then
+    start_redis "$REDIS_PORT"
+    REDIS_PID="$LAST_PID"
+    wxgate_config "$WORK/wxgate-redis" "$RED_PORT" "$RED_ADMIN" redis
+    start_wxgate "$WORK/wxgate-redis" "$RED_PORT" "$RED_ADMIN"
+    RED_PID="$LAST_PID"
+    red_token="$(login "$RED_PORT" benchredis)"
+    PORT_OF[wxgate-redis]="$RED_PORT" PATH_OF[wxgate-redis]="$API_PATH"
+    CPU_PIDS_OF[wxgate-redis]="$RED_PID $REDIS_PID" # the store is part of its cost
+    TOKEN_OF[wxgate-redis]="$red_token" OPENID_OF[wxgate-redis]=obenchredis
+    if [ -z "$TOKEN" ]; then
+        TOKEN="$red_token" OPENID=obenchredis
+        PORT_OF[wxgate-pub]="$RED_PORT" CPU_PIDS_OF[wxgate-pub]="$RED_PID" TOKEN_OF[wxgate-pub]="$TOKEN"
     fi
-    out="$WORK/wrk-$name-$round.txt"
-    local pid ticks_before=0 cpu_us="-"
-    pid="$(cpu_pid_of "$name")"
-    [ -n "$pid" ] && ticks_before="$(cpu_ticks "$pid")"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-        -H "Authorization: Bearer $TOKEN" "$url" >"$out"
-    local requests
-    requests="$(awk '/requests in/ { print $1 }' "$out")"
-    if [ -n "$pid" ] && [ "${requests:-0}" -gt 0 ]; then
-        cpu_us="$(awk -v t="$(($(cpu_ticks "$pid") - ticks_before))" -v hz="$CLK_TCK" -v n="$requests" \
-            'BEGIN { printf "%.1f", t * 1000000 / hz / n }')"
-        CPU_SUM[$name]="$(awk -v a="${CPU_SUM[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')"
-    fi
-    local rps p50 p99 non2xx sockerr
-    rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
-    p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
-    p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
-    non2xx="$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")"
-    sockerr="$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print }' "$out")"
-    RESULTS+=("$(printf '%-10s %5s %12.0f %9s %9s %10s %8s  %s' \
-        "$name" "$round" "$rps" "$p50" "$p99" "$cpu_us" "${non2xx:-0}" "${sockerr:-none}")")
-    RPS_SUM[$name]="$(awk -v a="${RPS_SUM[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')"
-    RPS["$name,$round"]="$rps"
-    log "$name round $round: $rps req/s"
-}
+fi
+PATH_OF[wxgate-pub]="$PUBLIC_PATH"
+[ -n "$TOKEN" ] || { TOKEN="wxg_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-43)" OPENID=obench; }
+TOKEN_OF[upstream]="$TOKEN"
 
+# start_proxy NAME FUNCTION PORT: one of the non-wxgate contenders, with the shared token.
+start_proxy() {
+    wanted "$1" || return 0
+    "$2" "$3" "$TOKEN" "$OPENID"
+    PORT_OF[$1]="$3" PATH_OF[$1]="$API_PATH" CPU_PIDS_OF[$1]="$LAST_PID"
+    TOKEN_OF[$1]="$TOKEN" OPENID_OF[$1]="$OPENID"
+}
+start_proxy nginx start_nginx_proxy "$NGX_PORT"
+start_proxy haproxy start_haproxy "$HAP_PORT"
+start_proxy caddy start_caddy "$CADDY_PORT"
+start_proxy hyper start_hyper "$HYPER_PORT"
+
+check_all
+
+# ---------------------------------------------------------------- measure
+RUN_START=$SECONDS
 BUSY_BEFORE="$(cpu_busy_pct)"
-RSS_BEFORE="$(rss_kb "$GW_PID" VmRSS)"
-log "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP), $ROUNDS round(s), logs $LOG_MODE"
-for round in $(seq "$ROUNDS"); do
-    run_wrk upstream "$UP_PORT" "$round"
-    run_wrk wxgate "$GW_PORT" "$round"
-    run_wrk nginx "$NGX_PORT" "$round"
-    run_wrk wxgate-pub "$GW_PORT" "$round" "$PUBLIC_PATH"
+[ "$FOOTPRINT" = on ] && footprint
+run_rounds
+for name in wxgate-mem wxgate-redis; do
+    pid="${CPU_PIDS_OF[$name]:-}"
+    [ -z "$pid" ] || kill -0 "${pid%% *}" 2>/dev/null || die "$name died during the run"
 done
-kill -0 "$GW_PID" 2>/dev/null || die "wxgate died during the run; its log: $(tail -n 20 "$WORK/wxgate.log")"
-RSS_AFTER="$(rss_kb "$GW_PID" VmRSS)"
-RSS_PEAK="$(rss_kb "$GW_PID" VmHWM)"
 
 # ---------------------------------------------------------------- report
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
-ratio() { div "${RPS_SUM[$1]}" "${RPS_SUM[$2]}"; }
-per_round() {
-    local r out=""
-    for r in $(seq "$ROUNDS"); do
-        out+=" $(div "${RPS["wxgate,$r"]}" "${RPS["nginx,$r"]}")"
-    done
-    echo "${out# }"
-}
 mkdir -p "$ROOT/bench/results"
 REPORT="$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
-    echo "wxgate bench $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "box:    $(nproc) cores, $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "wxgate: $("$WXGATE" --version 2>&1 | head -n1)"
-    echo "nginx:  $("$NGINX" -v 2>&1 | head -n1)   wrk: $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }')"
-    echo "load:   wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, Authorization: Bearer, GET $PATH_UNDER_TEST"
-    echo "        (wxgate-pub: the same through wxgate's public route $PUBLIC_PATH, no session lookup)"
-    echo "logs:   $LOG_MODE (per-request log lines of wxgate and the nginx proxy)"
-    echo "store:  $STORE (wxgate's session store)"
-    echo "cpu:    ${BUSY_BEFORE}% busy in the second before the load (other work skews everything)"
+    echo "wxgate bench $(date -u +%Y-%m-%dT%H:%M:%SZ)   ($((SECONDS - RUN_START)) s of measuring)"
+    echo "box:     $(nproc) cores, $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo); ${BUSY_BEFORE}% busy in the second before the load"
+    echo "wxgate:  $("$WXGATE" --version 2>&1 | head -n1)"
+    echo "others:  $("$NGINX" -v 2>&1 | head -n1 | sed 's/.*: //')$(wanted haproxy && haproxy -v | head -n1 | awk '{ print ", haproxy " $3 }')$(wanted caddy && caddy version | awk '{ print ", caddy " $1 }'), wrk $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }')"
+    echo "load:    wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP), Authorization: Bearer, GET $API_PATH"
+    echo "logs:    $LOG_MODE (a log line per request in every proxy)"
     echo
-    printf '%-10s %5s %12s %9s %9s %10s %8s  %s\n' target round "req/s" "p50 ms" "p99 ms" "cpu us/req" non-2xx "socket errors"
-    printf '%s\n' "${RESULTS[@]}"
+    throughput_table
     echo
-    echo "wxgate / nginx  (req/s): $(ratio wxgate nginx)   per round: $(per_round)"
-    echo "cpu per request, nginx / wxgate: $(div "${CPU_SUM[nginx]:-0}" "${CPU_SUM[wxgate]:-0}")   (1.00 = as cheap as nginx; steadier than req/s on a shared box)"
-    echo "wxgate / upstream (req/s): $(ratio wxgate upstream)   nginx / upstream: $(ratio nginx upstream)"
-    echo "wxgate (required) / wxgate-pub (req/s): $(ratio wxgate wxgate-pub)   (cost of the token check + identity headers)"
-    echo "wxgate RSS: ${RSS_BEFORE} kB before load, ${RSS_AFTER} kB after, peak ${RSS_PEAK} kB"
+    rounds_table
+    if [ "$FOOTPRINT" = on ]; then
+        echo
+        footprint_table
+    fi
 } | tee "$REPORT"
 log "report saved to ${REPORT#"$ROOT"/}"
