@@ -25,6 +25,8 @@ pub struct ConnInfo {
     pub peer_trusted: bool,
     /// `peer_ip` as a header value (X-Forwarded-For, X-Real-IP).
     pub peer_value: HeaderValue,
+    /// The socket peer's IP as the access log shows it.
+    pub peer_text: Box<str>,
 }
 
 impl ConnInfo {
@@ -37,6 +39,7 @@ impl ConnInfo {
             tls,
             peer_trusted: limit::peer_is_trusted(peer_ip, trusted_proxies),
             peer_value: ip_value(peer_ip),
+            peer_text: peer.ip().to_string().into(),
         }
     }
 

@@ -124,7 +124,7 @@ pub async fn handle(
         status,
         latency: started.elapsed(),
         request_id: request_id.to_str().unwrap_or("-"),
-        peer: conn.peer.ip(),
+        peer: &conn.peer_text,
     });
     response
         .headers_mut()

@@ -8,8 +8,6 @@
 //! fields are the method, path, route label, status, latency, request id and peer.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
@@ -24,7 +22,8 @@ pub struct AccessLine<'a> {
     pub status: u16,
     pub latency: Duration,
     pub request_id: &'a str,
-    pub peer: IpAddr,
+    /// The socket peer's address, as text.
+    pub peer: &'a str,
 }
 
 thread_local! {
@@ -45,17 +44,67 @@ fn timestamp(out: &mut String, now: SystemTime) {
         }
         out.push_str(&clock.1);
     });
-    let _ = write!(out, ".{:06}Z", since.subsec_micros());
+    out.push('.');
+    let micros = since.subsec_micros();
+    for place in [100_000, 10_000, 1_000, 100, 10, 1] {
+        out.push(char::from(b'0' + (micros / place % 10) as u8));
+    }
+    out.push('Z');
 }
 
 /// Milliseconds with microsecond precision (`1.975`).
 fn millis(out: &mut String, latency: Duration) {
     let micros = latency.as_micros();
-    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+    decimal(out, micros / 1000);
+    out.push('.');
+    let frac = micros % 1000;
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// An unsigned integer in decimal, without the formatting machinery.
+fn decimal(out: &mut String, mut n: u128) {
+    let mut digits = [0u8; 39];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|d| char::from(*d)));
+}
+
+/// A string as `{:?}` shows it (quoted, escaped), without the formatting machinery for
+/// the plain characters that make up nearly every request id.
+fn debug_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            other => out.extend(other.escape_debug()),
+        }
+    }
+    out.push('"');
 }
 
 /// A JSON string literal.
 fn json_str(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     match serde_json::to_string(s) {
         Ok(quoted) => out.push_str(&quoted),
         Err(_) => out.push_str("\"\""),
@@ -79,9 +128,15 @@ impl AccessLine<'_> {
         out.push_str(self.path);
         out.push_str(" route=");
         out.push_str(self.route);
-        let _ = write!(out, " status={} latency_ms=", self.status);
+        out.push_str(" status=");
+        decimal(out, u128::from(self.status));
+        out.push_str(" latency_ms=");
         millis(out, self.latency);
-        let _ = writeln!(out, " request_id={:?} peer={}", self.request_id, self.peer);
+        out.push_str(" request_id=");
+        debug_str(out, self.request_id);
+        out.push_str(" peer=");
+        out.push_str(self.peer);
+        out.push('\n');
     }
 
     fn json(&self, now: SystemTime, out: &mut String) {
@@ -93,15 +148,15 @@ impl AccessLine<'_> {
         json_str(out, self.path);
         out.push_str(",\"route\":");
         json_str(out, self.route);
-        let _ = write!(out, ",\"status\":{},\"latency_ms\":\"", self.status);
+        out.push_str(",\"status\":");
+        decimal(out, u128::from(self.status));
+        out.push_str(",\"latency_ms\":\"");
         millis(out, self.latency);
         out.push_str("\",\"request_id\":");
         json_str(out, self.request_id);
-        let _ = writeln!(
-            out,
-            ",\"peer\":\"{}\",\"target\":\"wxgate::access\"}}",
-            self.peer
-        );
+        out.push_str(",\"peer\":");
+        json_str(out, self.peer);
+        out.push_str(",\"target\":\"wxgate::access\"}\n");
     }
 }
 
@@ -117,7 +172,7 @@ mod tests {
             status: 502,
             latency: Duration::from_micros(105),
             request_id: "a\"b\\c",
-            peer: IpAddr::from([127, 0, 0, 1]),
+            peer: "127.0.0.1",
         }
     }
 
@@ -154,5 +209,42 @@ mod tests {
             out,
             "1970-01-01T00:00:01.500000Z 1970-01-01T00:33:20.250000Z"
         );
+    }
+}
+
+#[cfg(test)]
+mod escaping {
+    use super::*;
+
+    /// The hand-written escapes agree with `{:?}`, `{}` and serde_json on any string.
+    #[test]
+    fn hand_written_formatting_agrees_with_the_standard_one() {
+        for s in [
+            "",
+            "plain-id",
+            "a\"b\\c",
+            "tab\there",
+            "nl\n",
+            "é中",
+            "\u{7f}\u{1b}[31m",
+        ] {
+            let mut ours = String::new();
+            debug_str(&mut ours, s);
+            assert_eq!(ours, format!("{s:?}"));
+            let mut json = String::new();
+            json_str(&mut json, s);
+            assert_eq!(
+                serde_json::from_str::<String>(&json).ok().as_deref(),
+                Some(s)
+            );
+        }
+        for n in [0u128, 7, 10, 404, 65535, u128::from(u64::MAX)] {
+            let mut ours = String::new();
+            decimal(&mut ours, n);
+            assert_eq!(ours, n.to_string());
+        }
+        let mut ms = String::new();
+        millis(&mut ms, Duration::from_micros(12_034_005));
+        assert_eq!(ms, "12034.005");
     }
 }
