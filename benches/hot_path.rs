@@ -25,7 +25,7 @@ const SESSIONS: usize = 10_000;
 fn session(i: usize) -> Arc<Session> {
     Arc::new(Session {
         appid: "wx0123456789abcdef".into(),
-        openid: format!("oGZUI0egBJY1zhBYw2Kh{i:08}"),
+        openid: format!("oGZUI0egBJY1zhBYw2Kh{i:08}").into(),
         unionid: None,
         session_key: Secret::new("tiihtNczf5v6AKRyjwEUhQ=="),
         phone: None,

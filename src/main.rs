@@ -68,11 +68,6 @@ impl From<FormatArg> for LogFormat {
     }
 }
 
-/// mimalloc: per-thread free lists suit one runtime per worker thread, and its small
-/// allocations carry less overhead per live session than glibc's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     ignore_sigxfsz();
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -8,11 +8,11 @@ use std::fmt;
 
 /// A string credential whose formatting never shows its value.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into_boxed_str())
     }
 
     /// The value, for the one place that must send it (a WeChat call).

@@ -66,8 +66,8 @@ async fn exchange(
     let binding = state.bindings.get(&app.appid, &identity.openid).await?;
     let session = Arc::new(Session {
         appid: Arc::from(app.appid.as_str()),
-        openid: identity.openid,
-        unionid: identity.unionid.filter(|u| !u.is_empty()),
+        openid: identity.openid.into(),
+        unionid: identity.unionid.filter(|u| !u.is_empty()).map(Into::into),
         session_key: identity.session_key,
         phone: None,
         expires_at: SystemTime::now() + ttl,

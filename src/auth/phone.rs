@@ -67,7 +67,7 @@ async fn verify(
     let e164 = e164_of(&info)?;
     bind(state, &session, &e164).await?;
     let updated = Arc::new(Session {
-        phone: Some(e164.clone()),
+        phone: Some(e164.as_str().into()),
         ..(*session).clone()
     });
     let account = state.accounts.resolve(updated.subject(), None).account;

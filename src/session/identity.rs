@@ -55,7 +55,7 @@ impl Identity {
         stamp: Stamp,
     ) -> Self {
         let fields = [
-            (&names.openid, Some(session.openid.as_str())),
+            (&names.openid, Some(&*session.openid)),
             (&names.appid, Some(&*session.appid)),
             (&names.unionid, session.unionid.as_deref()),
             (&names.account_id, resolved.account.as_deref()),
@@ -139,5 +139,125 @@ impl Resolver<'_> {
         let id = Arc::new(Identity::build(self.names, session, resolved, stamp));
         session.identity.0.store(Some(id.clone()));
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use async_trait::async_trait;
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::accounts::{AccountsFile, Binding, LocalBindings, Lookup};
+    use crate::config::Config;
+    use crate::secret::Secret;
+
+    fn names() -> IdentityHeaders {
+        let c = Config::from_toml(
+            "[[apps]]\nappid='wx1'\nsecret='s'\n",
+            std::path::Path::new("."),
+        );
+        match c {
+            Ok(c) => c.identity_headers,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            appid: "wx1".into(),
+            openid: "o1".into(),
+            unionid: None,
+            session_key: Secret::new("k"),
+            phone: None,
+            expires_at: SystemTime::now() + Duration::from_secs(60),
+            identity: IdentitySlot::default(),
+        }
+    }
+
+    fn accounts() -> AccountResolver {
+        match AccountsFile::parse("[phone]\n\"+8613800138000\" = \"10003\"\n") {
+            Ok(file) => AccountResolver::fixed(file),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn injected(id: &Identity) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        id.inject(&mut h);
+        h
+    }
+
+    #[tokio::test]
+    async fn cached_until_a_binding_changes() {
+        let (accounts, bindings, names) = (accounts(), LocalBindings::ephemeral(), names());
+        let resolver = Resolver {
+            accounts: &accounts,
+            bindings: &bindings,
+            names: &names,
+        };
+        let s = session();
+        let first = resolver.identity(&s).await.ok();
+        let again = resolver.identity(&s).await.ok();
+        assert!(matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        assert_eq!(first.as_deref().map(|id| id.has_account()), Some(false));
+        let bound = bindings
+            .put("wx1", "o1", Binding::new("+8613800138000".into()))
+            .await;
+        assert!(bound.is_ok());
+        let after = resolver.identity(&s).await.ok();
+        let h = after.as_deref().map(injected).unwrap_or_default();
+        assert_eq!(
+            h.get("x-wx-account-id").map(|v| v.as_bytes()),
+            Some(&b"10003"[..])
+        );
+        assert_eq!(h.get("x-wx-openid").map(|v| v.as_bytes()), Some(&b"o1"[..]));
+        assert!(!matches!((&first, &after), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        // a copy of the session (what a phone verification stores) starts unresolved
+        let copy = s.clone();
+        let of_copy = resolver.identity(&copy).await.ok();
+        assert!(!matches!((&after, &of_copy), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+    }
+
+    /// A shared store whose answers are already stale: resolved again every time.
+    struct Stale;
+
+    #[async_trait]
+    impl BindingStore for Stale {
+        async fn get(&self, _: &str, _: &str) -> Result<Option<Arc<Binding>>, GatewayError> {
+            Ok(None)
+        }
+        async fn lookup(&self, _: &str, _: &str) -> Result<Lookup, GatewayError> {
+            Ok(Lookup {
+                binding: None,
+                fresh_until: Some(Instant::now()),
+            })
+        }
+        fn generation(&self) -> u64 {
+            0
+        }
+        async fn put(&self, _: &str, _: &str, _: Binding) -> Result<(), GatewayError> {
+            Ok(())
+        }
+        async fn remove(&self, _: &str, _: &str) -> Result<bool, GatewayError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_shared_binding_is_looked_up_again() {
+        let (accounts, names) = (accounts(), names());
+        let resolver = Resolver {
+            accounts: &accounts,
+            bindings: &Stale,
+            names: &names,
+        };
+        let s = session();
+        let first = resolver.identity(&s).await.ok();
+        let again = resolver.identity(&s).await.ok();
+        assert!(first.is_some() && again.is_some());
+        assert!(!matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
     }
 }

@@ -32,10 +32,10 @@ const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
 #[derive(Serialize, Deserialize)]
 struct Stored {
     appid: String,
-    openid: String,
-    unionid: Option<String>,
+    openid: Box<str>,
+    unionid: Option<Box<str>>,
     session_key: String,
-    phone: Option<String>,
+    phone: Option<Box<str>>,
     expires_at_ms: u64,
 }
 
