@@ -7,10 +7,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 
-use crate::{limit, net};
+use crate::limit::{self, ClientAddr};
+use crate::net;
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
@@ -41,6 +42,12 @@ impl ConnInfo {
             peer_value: ip_value(peer_ip),
             peer_text: peer.ip().to_string().into(),
         }
+    }
+
+    /// Who is calling on this request: the peer, or the client a trusted peer forwards
+    /// for (see [`limit::client_ip`] for the rule).
+    pub fn client(&self, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> ClientAddr {
+        ClientAddr::behind(self.peer_ip, self.peer_trusted, headers, trusted_proxies)
     }
 
     /// `http` or `https`, for X-Forwarded-Proto.

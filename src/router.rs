@@ -104,7 +104,6 @@ fn request_id(req: &Request<RequestBody>) -> HeaderValue {
 
 /// Handle one request from the public listener, on the worker serving its connection.
 pub async fn handle(
-    state: Arc<AppState>,
     worker: Arc<Worker>,
     req: Request<RequestBody>,
     conn: Arc<ConnInfo>,
@@ -113,7 +112,7 @@ pub async fn handle(
     let request_id = request_id(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let (label, result) = dispatch(&state, &worker, req, &conn, &request_id).await;
+    let (label, result) = dispatch(&worker, req, &conn, &request_id).await;
     let mut response = result.unwrap_or_else(|e| e.render(&request_id));
     let status = response.status().as_u16();
     worker.requests.record(label, status);
@@ -134,12 +133,12 @@ pub async fn handle(
 }
 
 async fn dispatch<'a>(
-    state: &'a Arc<AppState>,
-    worker: &Worker,
+    worker: &'a Worker,
     mut req: Request<RequestBody>,
     conn: &ConnInfo,
     request_id: &HeaderValue,
 ) -> (&'a Arc<str>, Result<Response<Body>, GatewayError>) {
+    let state = &worker.state;
     let target = match admit(state, &mut req) {
         Ok(target) => target,
         Err(e) => return (&state.labels.none, Err(e)),

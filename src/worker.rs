@@ -1,8 +1,8 @@
 //! What one worker thread owns: its upstream connections and its share of the metrics.
 //!
 //! A [`Worker`] is made once per worker thread and handed to every connection that
-//! thread serves, so the hot path touches no pool and no counter that another core also
-//! writes. The admin listener sums the request counts of every worker when it renders.
+//! thread serves, so the hot path touches no pool, no counter and no reference count that
+//! another core also writes (it holds the shared state, so a request need not clone it). The admin listener sums the request counts of every worker when it renders.
 //! Nothing here is global: each worker thread owns its own.
 
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use crate::state::AppState;
 
 /// One worker thread's own resources.
 pub struct Worker {
+    /// The state every request sees.
+    pub state: Arc<AppState>,
     /// Idle connections to every route's upstream, opened by this worker.
     pub upstreams: Upstreams,
     /// Requests counted on this worker.
@@ -20,8 +22,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(state: &AppState) -> Self {
+    pub fn new(state: &Arc<AppState>) -> Self {
         Self {
+            state: state.clone(),
             upstreams: Upstreams::new(state.routes.iter().map(|r| &r.config.upstream)),
             requests: state.metrics.shard(),
         }

@@ -1,5 +1,6 @@
 //! The upstream pools: each worker keeps its upstream connections open and reuses them
-//! (after empty bodies too), and never reuses one the upstream closed.
+//! (after empty bodies too), never reuses one the upstream closed, and does not make a
+//! request wait for a connection whose previous request is still sending its body.
 
 mod common;
 
@@ -15,10 +16,15 @@ use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use std::time::{Duration, Instant};
+
+use common::raw;
 use common::{FakeWechat, GatewayBuilder};
+use tokio::io::AsyncWriteExt;
 
 /// An HTTP/1.1 upstream that counts the connections it accepted. `/empty` answers 204,
-/// `/close` answers with `Connection: close`, anything else 200 with a body.
+/// `/close` answers with `Connection: close`, `/early` answers without reading the
+/// request body, anything else 200 with a body.
 async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -33,6 +39,9 @@ async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
                         "/empty" => Response::builder()
                             .status(204)
                             .body(Full::new(Bytes::new())),
+                        "/early" => {
+                            Response::builder().body(Full::new(Bytes::from_static(b"early")))
+                        }
                         "/close" => Response::builder()
                             .header("connection", "close")
                             .body(Full::new(Bytes::from_static(b"bye"))),
@@ -97,4 +106,37 @@ async fn a_connection_the_upstream_closed_is_not_reused() {
         6,
         "one connection per `close`"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_still_sending_an_upload_is_not_waited_for() {
+    let wx = FakeWechat::start().await;
+    let (addr, _accepted, _task) = counting_upstream().await;
+    let gw = GatewayBuilder::new(&wx)
+        .server("body_timeout", "\"4s\"")
+        .route("/", &format!("http://{addr}"), "public")
+        .start()
+        .await;
+    // an upload that stalls after one byte; the upstream answers it at once
+    let mut upload = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let head = "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx";
+    upload.write_all(head.as_bytes()).await.expect("write");
+    let early = raw::read_response(&mut upload, Duration::from_secs(3))
+        .await
+        .expect("the early answer");
+    assert_eq!(early.status, 200);
+    // requests on every worker (new connections go round robin) are answered at once,
+    // not after the upload's body timeout
+    for i in 0..2 * workers() {
+        let t0 = Instant::now();
+        let r = gw.call("GET", "/full", None).await;
+        assert_eq!(r.status, 200, "request {i}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(1500),
+            "request {i} waited {:?} behind a stalled upload",
+            t0.elapsed()
+        );
+    }
 }

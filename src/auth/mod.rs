@@ -19,7 +19,6 @@ use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::request_body::BodyError;
 use crate::http::{Body, RequestBody};
-use crate::limit::ClientAddr;
 use crate::session::{self as sessions, Credential, Identity, Session, TokenHash};
 use crate::state::AppState;
 
@@ -74,8 +73,7 @@ pub fn limit_client(
     headers: &HeaderMap,
     conn: &ConnInfo,
 ) -> Result<(), GatewayError> {
-    let trusted = &state.config.server.trusted_proxies;
-    let client = ClientAddr::behind(conn.peer_ip, conn.peer_trusted, headers, trusted);
+    let client = conn.client(headers, &state.config.server.trusted_proxies);
     state.limiter.check(client.ip)
 }
 

@@ -22,7 +22,6 @@ use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::names::X_REQUEST_ID;
 use crate::http::{Body, RequestBody};
-use crate::limit::ClientAddr;
 use crate::session::{self, Credential, Identity};
 use crate::state::{AppState, Route};
 
@@ -108,12 +107,7 @@ impl Exchange<'_> {
         let (mut parts, body) = req.into_parts();
         let server = &self.state.config.server;
         let conn = self.conn;
-        let client = ClientAddr::behind(
-            conn.peer_ip,
-            conn.peer_trusted,
-            &parts.headers,
-            &server.trusted_proxies,
-        );
+        let client = conn.client(&parts.headers, &server.trusted_proxies);
         let host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -153,10 +147,10 @@ impl Exchange<'_> {
             Ok(Ok(response)) => return Ok(response),
             Ok(Err(e)) => e,
         };
-        if body::is_too_large(e.as_chain()) {
+        if body::is_too_large(&e) {
             return Err(GatewayError::PayloadTooLarge);
         }
-        if let Some(client_body) = crate::http::request_body::BodyError::find(e.as_chain()) {
+        if let Some(client_body) = crate::http::request_body::BodyError::find(&e) {
             // The client's body stalled or broke: hyper abandoned the upstream request
             // unfinished (its connection is closed, never reused), so it was never completed.
             return Err(client_body.into());

@@ -27,6 +27,8 @@ use crate::http::{Body, BoxError};
 const MAX_IDLE: usize = 512;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How many of the newest idle connections a checkout looks at.
+const CHECKOUT_SCAN: usize = 8;
 /// How long opening a connection to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,13 +44,6 @@ pub enum UpstreamError {
     Http(#[from] hyper::Error),
     #[error(transparent)]
     Tls(#[from] hyper_util::client::legacy::Error),
-}
-
-impl UpstreamError {
-    /// The error as an error chain, for finding a client-body error inside it.
-    pub fn as_chain(&self) -> &(dyn std::error::Error + 'static) {
-        self
-    }
 }
 
 /// Where one route's upstream is, and its idle connections on this worker.
@@ -114,12 +109,13 @@ impl Upstreams {
         }
     }
 
-    /// Close idle connections that waited longer than the idle timeout.
+    /// Close idle connections that waited longer than the idle timeout, and forget those
+    /// their upstream closed.
     pub fn prune(&self) {
         for way in &self.ways {
             if let Way::Plain(pool) = way {
                 pool.lock()
-                    .retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
+                    .retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT);
             }
         }
     }
@@ -144,12 +140,20 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection that is still open, newest first.
+    /// An idle connection ready for a request, looking at the newest few. One whose
+    /// previous request is still sending its body (the upstream answered early) is left
+    /// where it is rather than waited for; closed and expired ones are dropped on the way.
     fn checkout(&self) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.lock();
-        while let Some(Idle { sender, since }) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+        let mut i = idle.len();
+        let oldest_looked_at = i.saturating_sub(CHECKOUT_SCAN);
+        while i > oldest_looked_at {
+            i -= 1;
+            let entry = &idle[i];
+            if entry.sender.is_closed() || entry.since.elapsed() >= IDLE_TIMEOUT {
+                idle.remove(i);
+            } else if entry.sender.is_ready() {
+                return Some(idle.remove(i).sender);
             }
         }
         None

@@ -206,8 +206,7 @@ async fn serve_io<I>(
 {
     let peer = conn.peer;
     let conn = Arc::new(conn);
-    let router_state = state.clone();
-    let handle = move |req| router::handle(router_state.clone(), worker.clone(), req, conn.clone());
+    let handle = move |req| router::handle(worker.clone(), req, conn.clone());
     let connection = connection(state, io, peer, &builder, handle);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection closed with an error");
