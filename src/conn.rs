@@ -3,18 +3,22 @@
 //! [`ConnInfo`] carries the socket peer, whether it arrived over TLS, whether the peer is
 //! a trusted proxy (so that its forwarding headers are believed), and the peer's address
 //! as a ready header value. Requests on the connection copy these facts; none of them is
-//! computed per request. This module reads no request and no configuration file.
+//! computed per request. It also holds the connection's `max_connections` slot, so the
+//! slot is free only when nothing serves the connection any more (a WebSocket tunnel
+//! outlives hyper's connection task). This module reads no request and no configuration
+//! file.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::limit::{self, ClientAddr};
 use crate::net;
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnInfo {
     /// The socket peer.
     pub peer: SocketAddr,
@@ -28,6 +32,8 @@ pub struct ConnInfo {
     pub peer_value: HeaderValue,
     /// The socket peer's IP as the access log shows it.
     pub peer_text: Box<str>,
+    /// The listener's `max_connections` slot this connection takes, if it counts.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ConnInfo {
@@ -41,6 +47,15 @@ impl ConnInfo {
             peer_trusted: limit::peer_is_trusted(peer_ip, trusted_proxies),
             peer_value: ip_value(peer_ip),
             peer_text: peer.ip().to_string().into(),
+            _slot: None,
+        }
+    }
+
+    /// The same facts, holding `slot` until the last holder of this `ConnInfo` is gone.
+    pub fn holding(self, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            _slot: Some(slot),
+            ..self
         }
     }
 

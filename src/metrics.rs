@@ -53,6 +53,8 @@ pub struct Metrics {
     store_latency: Family<OpLabels, Histogram, fn() -> Histogram>,
     store_errors: Family<OpLabels, Counter>,
     sessions: Gauge,
+    websockets: Gauge,
+    upgrades: Family<RequestLabels, Counter>,
     /// Every worker's request counts, summed into `requests` at render.
     shards: Mutex<Vec<Arc<RequestShard>>>,
 }
@@ -177,6 +179,18 @@ impl Metrics {
             "Live sessions in the store",
             sessions.clone(),
         );
+        let websockets = Gauge::default();
+        registry.register(
+            "wxgate_websocket_connections",
+            "WebSocket tunnels open now",
+            websockets.clone(),
+        );
+        let upgrades = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "wxgate_websocket_upgrades",
+            "WebSocket upgrade requests by route and response status (101: tunnel opened)",
+            upgrades.clone(),
+        );
         Self {
             registry,
             requests,
@@ -188,6 +202,8 @@ impl Metrics {
             store_latency,
             store_errors,
             sessions,
+            websockets,
+            upgrades,
             shards: Mutex::default(),
         }
     }
@@ -207,6 +223,26 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Count one WebSocket upgrade request by its response status.
+    pub fn record_upgrade(&self, route: &Arc<str>, status: u16) {
+        self.upgrades
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                status,
+            })
+            .inc();
+    }
+
+    /// A WebSocket tunnel opened.
+    pub fn websocket_opened(&self) {
+        self.websockets.inc();
+    }
+
+    /// A WebSocket tunnel closed.
+    pub fn websocket_closed(&self) {
+        self.websockets.dec();
     }
 
     /// Count one login by outcome (`ok` or an error code).
@@ -298,6 +334,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wxgate_sessions 3"), "{text}");
+        assert!(text.contains("wxgate_websocket_connections 0"), "{text}");
+    }
+
+    #[test]
+    fn websocket_tunnels_and_upgrades_are_counted() {
+        let m = Metrics::new();
+        let route: Arc<str> = Arc::from("/ws/");
+        m.websocket_opened();
+        m.websocket_opened();
+        m.websocket_closed();
+        m.record_upgrade(&route, 101);
+        m.record_upgrade(&route, 401);
+        let text = m.render(None);
+        assert!(text.contains("wxgate_websocket_connections 1"), "{text}");
+        assert!(
+            text.contains(r#"wxgate_websocket_upgrades_total{route="/ws/",status="101"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"status="401"} 1"#), "{text}");
     }
 
     #[test]

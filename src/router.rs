@@ -112,10 +112,15 @@ pub async fn handle(
     let request_id = request_id(&req);
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let websocket = req.headers().contains_key(header::UPGRADE)
+        && proxy::tunnel::websocket_protocol(&req).is_some();
     let (label, result) = dispatch(&worker, req, &conn, &request_id).await;
     let mut response = result.unwrap_or_else(|e| e.render(&request_id));
     let status = response.status().as_u16();
     worker.requests.record(label, status);
+    if websocket {
+        worker.state.metrics.record_upgrade(label, status);
+    }
     logging::access(&AccessLine {
         method: &method,
         path: uri.path(),
@@ -135,7 +140,7 @@ pub async fn handle(
 async fn dispatch<'a>(
     worker: &'a Worker,
     mut req: Request<RequestBody>,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     request_id: &HeaderValue,
 ) -> (&'a Arc<str>, Result<Response<Body>, GatewayError>) {
     let state = &worker.state;
@@ -162,6 +167,7 @@ async fn dispatch<'a>(
             let exchange = Exchange {
                 state,
                 upstreams: &worker.upstreams,
+                tunnels: &worker.tunnels,
                 route,
                 conn,
                 request_id,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::metrics::RequestShard;
+use crate::proxy::tunnel::Tunnels;
 use crate::proxy::upstream::Upstreams;
 use crate::state::AppState;
 
@@ -19,6 +20,8 @@ pub struct Worker {
     pub upstreams: Upstreams,
     /// Requests counted on this worker.
     pub requests: Arc<RequestShard>,
+    /// WebSocket tunnels open on this worker (drain waits for them).
+    pub tunnels: Arc<Tunnels>,
 }
 
 impl Worker {
@@ -27,6 +30,7 @@ impl Worker {
             state: state.clone(),
             upstreams: Upstreams::new(state.routes.iter().map(|r| &r.config.upstream)),
             requests: state.metrics.shard(),
+            tunnels: Arc::new(Tunnels::new(state.metrics.clone())),
         }
     }
 }

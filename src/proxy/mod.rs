@@ -6,16 +6,20 @@
 //! [`Exchange::rewrite_request`] strips hop-by-hop and spoofable headers and injects the
 //! caller's ready identity, [`Exchange::send`] forwards over this worker's pool within the
 //! route's timeout, and [`rewrite_response`] removes the upstream's hop-by-hop headers
-//! from the answer, which streams back. Logging and metrics are the router's.
+//! from the answer, which streams back. A WebSocket upgrade goes through the same phases
+//! (its `Upgrade` pair put back after stripping) on a connection of its own, and a 101
+//! from the upstream opens a [`tunnel`]. Logging and metrics are the router's.
 
 pub mod body;
 pub mod headers;
+pub mod tunnel;
 pub mod upstream;
 
 use std::sync::Arc;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderValue, Request, Response, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::upgrade::OnUpgrade;
 
 use crate::config::{AuthMode, Unbound};
 use crate::conn::ConnInfo;
@@ -27,28 +31,42 @@ use crate::state::{AppState, Route};
 
 use self::body::{LimitedBody, UpstreamBody};
 use self::headers::Hop;
-use self::upstream::Upstreams;
+use self::tunnel::{Tunnel, Tunnels};
+use self::upstream::{UpstreamError, Upstreams};
 
 /// One proxied request's context: what every phase reads.
 pub struct Exchange<'a> {
     pub state: &'a AppState,
     /// This worker's upstream pools.
     pub upstreams: &'a Upstreams,
+    /// This worker's open WebSocket tunnels.
+    pub tunnels: &'a Arc<Tunnels>,
     pub route: &'a Route,
-    pub conn: &'a ConnInfo,
+    pub conn: &'a Arc<ConnInfo>,
     pub request_id: &'a HeaderValue,
 }
 
 /// Forward a request to the route's upstream and return its (streamed) response.
 pub async fn forward(
     ex: &Exchange<'_>,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
 ) -> Result<Response<Body>, GatewayError> {
     ex.admit(&req)?;
     let caller = ex.authorize(&req).await?;
-    let upstream_req = ex.rewrite_request(req, caller.as_deref())?;
-    let response = ex.send(upstream_req).await?;
-    Ok(rewrite_response(response))
+    let websocket = tunnel::websocket_protocol(&req);
+    let client_upgrade = websocket.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let mut upstream_req = ex.rewrite_request(req, caller.as_deref())?;
+    match (websocket, client_upgrade) {
+        (Some(protocol), Some(client)) => {
+            tunnel::restore_upgrade_headers(upstream_req.headers_mut(), protocol);
+            ex.upgrade(upstream_req, client).await
+        }
+        _ => {
+            let sent = ex.upstreams.send(ex.route.index, upstream_req);
+            let response = ex.within_timeout(sent).await?;
+            Ok(rewrite_response(response))
+        }
+    }
 }
 
 impl Exchange<'_> {
@@ -138,10 +156,13 @@ impl Exchange<'_> {
         Ok(Request::from_parts(parts, limited))
     }
 
-    /// Phase 4: send within the route's timeout and classify failures.
-    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Body>, GatewayError> {
+    /// Phase 4: wait for the upstream's answer within the route's timeout, and classify
+    /// failures.
+    async fn within_timeout(
+        &self,
+        sent: impl Future<Output = Result<Response<Body>, UpstreamError>>,
+    ) -> Result<Response<Body>, GatewayError> {
         let route = self.route;
-        let sent = self.upstreams.send(route.index, req);
         let e = match tokio::time::timeout(route.config.timeout, sent).await {
             Err(_) => return Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => return Ok(response),
@@ -157,6 +178,39 @@ impl Exchange<'_> {
         }
         tracing::warn!(route = %route.label, error = %e, "upstream request failed");
         Err(GatewayError::UpstreamUnavailable)
+    }
+
+    /// Phases 4 and 5 of a WebSocket upgrade: send it on a connection of its own; a 101
+    /// opens a tunnel (spliced once hyper has written the 101 to the client), any other
+    /// answer goes back as it is.
+    async fn upgrade(
+        &self,
+        req: Request<UpstreamBody>,
+        client: OnUpgrade,
+    ) -> Result<Response<Body>, GatewayError> {
+        let sent = self.upstreams.send_upgrade(self.route.index, req);
+        let mut response = self.within_timeout(sent).await?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(rewrite_response(response));
+        }
+        let protocol = response.headers().get(header::UPGRADE).cloned();
+        let upstream = hyper::upgrade::on(&mut response);
+        let mut response = rewrite_response(response);
+        let Some(protocol) = protocol else {
+            tracing::warn!(route = %self.route.label, "upstream answered 101 without Upgrade");
+            return Err(GatewayError::UpstreamUnavailable);
+        };
+        tunnel::restore_upgrade_headers(response.headers_mut(), protocol);
+        let tunnel = Tunnel::new(
+            client,
+            upstream,
+            self.state.config.server.idle_timeout,
+            self.route.label.clone(),
+            self.conn.clone(),
+            self.tunnels,
+        );
+        tokio::spawn(tunnel.splice());
+        Ok(response)
     }
 }
 

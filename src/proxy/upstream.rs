@@ -109,6 +109,22 @@ impl Upstreams {
         }
     }
 
+    /// Send a WebSocket upgrade request to route `route`'s upstream on a connection of its
+    /// own (never pooled: after a 101 it belongs to the tunnel) and wait for the head.
+    pub async fn send_upgrade(
+        &self,
+        route: usize,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        match self.ways.get(route) {
+            Some(Way::Plain(pool)) => pool.send_upgradable(req).await,
+            Some(Way::Tls) | None => {
+                let response = self.tls.request(req).await?;
+                Ok(response.map(boxed))
+            }
+        }
+    }
+
     /// Close idle connections that waited longer than the idle timeout, and forget those
     /// their upstream closed.
     pub fn prune(&self) {
@@ -169,7 +185,8 @@ impl Pool {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+    /// Open a TCP connection to the upstream within the connect timeout.
+    async fn open(&self) -> Result<TcpStream, UpstreamError> {
         let connect_error = |source| UpstreamError::Connect {
             authority: self.authority.clone(),
             source,
@@ -179,6 +196,11 @@ impl Pool {
             .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect_error)?;
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+        let stream = self.open().await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -226,6 +248,24 @@ impl Pool {
                 },
             }
         }
+    }
+}
+
+impl Pool {
+    /// Send `req` on a fresh connection that can be upgraded, outside the pool.
+    async fn send_upgradable(
+        &self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let stream = self.open().await?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection closed with an error");
+            }
+        });
+        let response = sender.send_request(req).await?;
+        Ok(response.map(boxed))
     }
 }
 

@@ -29,7 +29,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulConnection, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
@@ -172,21 +172,21 @@ async fn accept_loop(
 pub(crate) async fn serve_tcp(
     state: Arc<AppState>,
     worker: Arc<Worker>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    accepted: (TcpStream, SocketAddr, OwnedSemaphorePermit),
     tls: Option<TlsAcceptor>,
     builder: Builder<TokioExecutor>,
     watcher: Watcher,
 ) {
+    let (stream, peer, slot) = accepted;
     let trusted = &state.config.server.trusted_proxies;
     let Some(acceptor) = tls else {
-        let conn = ConnInfo::new(peer, false, trusted);
+        let conn = ConnInfo::new(peer, false, trusted).holding(slot);
         return serve_io(state, worker, stream, conn, builder, watcher).await;
     };
     let handshake = state.config.server.header_read_timeout;
     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
         Ok(Ok(tls_stream)) => {
-            let conn = ConnInfo::new(peer, true, trusted);
+            let conn = ConnInfo::new(peer, true, trusted).holding(slot);
             serve_io(state, worker, tls_stream, conn, builder, watcher).await
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -248,6 +248,7 @@ where
             Err(e) => Err(refuse(&state, e, peer)),
         };
         let framing = framing.clone();
+        let upgraded = in_flight.clone();
         async move {
             let response = match pending {
                 Ok(handled) => handled.await,
@@ -256,6 +257,7 @@ where
             let status = response.status();
             if status == StatusCode::SWITCHING_PROTOCOLS || (tunnel && status.is_success()) {
                 framing.set_upgraded();
+                upgraded.set_upgraded();
             }
             Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard, watch)))
         }

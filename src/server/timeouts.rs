@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ pub struct InFlight {
     idle_waker: AtomicWaker,
     /// HTTP/2 response bodies that may wait on a client which stopped reading.
     stalls: StallWatch,
+    /// Set once the connection switched protocols: no more requests follow, and the
+    /// tunnel that now owns the stream keeps its own idle clock.
+    upgraded: AtomicBool,
 }
 
 impl InFlight {
@@ -50,8 +53,15 @@ impl InFlight {
         InFlightGuard(self.clone())
     }
 
+    /// The connection switched protocols (a 101 was sent): from now on it is busy for
+    /// good, so the header and idle clocks never cut the tunnel (a stalled write still
+    /// does).
+    pub fn set_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
     fn busy(&self) -> bool {
-        self.count.load(Ordering::Acquire) > 0
+        self.count.load(Ordering::Acquire) > 0 || self.upgraded.load(Ordering::Acquire)
     }
 }
 

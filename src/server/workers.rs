@@ -125,20 +125,22 @@ async fn serve_connections(
             builder.clone(),
             graceful.watcher(),
         );
-        let permit = accepted.permit;
-        tokio::spawn(async move {
-            serve_tcp(state, worker, stream, accepted.peer, tls, builder, watcher).await;
-            drop(permit);
-        });
+        let accepted = (stream, accepted.peer, accepted.permit);
+        tokio::spawn(serve_tcp(state, worker, accepted, tls, builder, watcher));
     }
     pruner.abort();
     let drain = state.config.server.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        graceful.shutdown().await;
+        if worker.tunnels.count() > 0 {
+            tracing::info!(open = worker.tunnels.count(), "waiting for open WebSockets");
+        }
+        worker.tunnels.all_closed().await;
+    };
+    if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(
             ?drain,
+            open_websockets = worker.tunnels.count(),
             "drain timeout reached; closing remaining connections"
         );
     }
