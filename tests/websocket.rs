@@ -438,3 +438,47 @@ async fn an_unreachable_upstream_answers_502_json() {
         other => panic!("expected a 502, got {:?}", other.map(|_| "an open socket")),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_over_the_tls_listener_is_tunnelled_too() {
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    let (wx, ws) = (FakeWechat::start().await, WsEcho::start().await);
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let gw = GatewayBuilder::new(&wx)
+        .file("cert.pem", &certified.cert.pem())
+        .file("key.pem", &certified.signing_key.serialize_pem())
+        .server("tls", "{ cert = \"cert.pem\", key = \"key.pem\" }")
+        .route("/open/", &ws.url(), "public")
+        .start()
+        .await;
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let mut roots = RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).expect("root");
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let (mut socket, response) = tokio_tungstenite::client_async("wss://localhost/open/tls", tls)
+        .await
+        .expect("upgrade over TLS");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("secure")).await.expect("send");
+    let back = socket.next().await.expect("open").expect("echo");
+    assert_eq!(back, Message::text("secure"));
+    let head = ws.last_head();
+    assert_eq!(
+        head.get("x-forwarded-proto").and_then(|v| v.to_str().ok()),
+        Some("https"),
+        "{head:?}"
+    );
+}
