@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -43,6 +43,7 @@ use crate::worker::Worker;
 use self::framing::{Framing, ScannedIo};
 use self::timeouts::{ConnTimeouts, GuardedBody, InFlight, TimedIo};
 use self::workers::{Accepted, Workers};
+use crate::http::linger::{self, LingeringBody};
 use crate::http::request_body::TimedBody;
 
 /// Bound listeners, ready to serve.
@@ -244,7 +245,10 @@ where
         let watch = req.version() == Version::HTTP_2;
         let flagged = framing.next_request_is_flagged();
         let pending = match hygiene::check(req.headers(), flagged) {
-            Ok(()) => Ok(handle(req.map(|body| TimedBody::new(body, body_timeout)))),
+            Ok(()) => Ok(handle(req.map(|body| {
+                let hold = (watch && !body.is_end_stream()).then(|| linger_hold(&in_flight));
+                TimedBody::new(LingeringBody::new(body, hold), body_timeout)
+            }))),
             Err(e) => Err(refuse(&state, e, peer)),
         };
         let framing = framing.clone();
@@ -263,6 +267,11 @@ where
     builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned()
+}
+
+/// What keeps a connection busy while an HTTP/2 request body lingers ([`linger`]).
+fn linger_hold(in_flight: &Arc<InFlight>) -> linger::Hold {
+    Box::new(in_flight.enter())
 }
 
 /// Answer a request whose framing was refused; it never reaches a handler.
