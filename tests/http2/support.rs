@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -83,6 +84,16 @@ impl H2 {
         H2 { addr, sender }
     }
 
+    /// Whether the connection can still take a request.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Another handle on this connection (for concurrent or hand-driven requests).
+    pub fn clone_sender(&self) -> SendRequest<ReqBody> {
+        self.sender.clone()
+    }
+
     /// `method path` with an optional bearer token and a body.
     pub async fn send(
         &mut self,
@@ -138,6 +149,16 @@ impl H2 {
             body,
         })
     }
+}
+
+/// reqwest speaking h2c with prior knowledge.
+pub fn reqwest_h2() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
 }
 
 /// Whether curl is on PATH; panics when it is not and `CI` is set.
@@ -225,4 +246,152 @@ pub async fn curl_h2(args: &[&str], stdin: Option<Vec<u8>>) -> Option<CurlOut> {
         body: text[..split].to_vec(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// A request body fed from the test, one data frame per message.
+pub fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, ReqBody) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    (tx, ChannelBody(rx).boxed())
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// One HTTP/2 frame off the wire.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+pub const HEADERS: u8 = 1;
+pub const RST_STREAM: u8 = 3;
+pub const SETTINGS: u8 = 4;
+pub const GOAWAY: u8 = 7;
+pub const CONTINUATION: u8 = 9;
+pub const END_STREAM: u8 = 1;
+pub const END_HEADERS: u8 = 4;
+
+/// An HTTP/2 connection spoken frame by frame, for what a client library will not send.
+pub struct RawH2 {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawH2 {
+    /// Connect and send the preface and an empty SETTINGS frame.
+    pub async fn connect(addr: SocketAddr) -> RawH2 {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("preface");
+        let mut raw = RawH2 {
+            tcp,
+            buf: Vec::new(),
+        };
+        raw.send(SETTINGS, 0, 0, &[]).await;
+        raw
+    }
+
+    /// Send one frame; false when the server has closed the connection.
+    pub async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> bool {
+        let len = u32::try_from(payload.len())
+            .expect("frame length")
+            .to_be_bytes();
+        let mut frame = len[1..].to_vec();
+        frame.extend([kind, flags]);
+        frame.extend(stream.to_be_bytes());
+        frame.extend(payload);
+        self.tcp.write_all(&frame).await.is_ok()
+    }
+
+    /// Frames until `stop` holds for one, the connection ends, or `timeout` passes.
+    pub async fn read_until(
+        &mut self,
+        timeout: Duration,
+        mut stop: impl FnMut(&RawFrame) -> bool,
+    ) -> (Vec<RawFrame>, bool) {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut frames = Vec::new();
+        loop {
+            while self.buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+                if self.buf.len() < 9 + len {
+                    break;
+                }
+                let head: Vec<u8> = self.buf.drain(..9 + len).collect();
+                let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                let frame = RawFrame {
+                    kind: head[3],
+                    flags: head[4],
+                    stream: id,
+                    payload: head[9..].to_vec(),
+                };
+                let done = stop(&frame);
+                frames.push(frame);
+                if done {
+                    return (frames, false);
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return (frames, true),
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return (frames, false),
+            }
+        }
+    }
+}
+
+/// An HPACK header block of literal fields (never indexed, no Huffman).
+pub fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, mut n: usize) {
+        if n < 127 {
+            out.push(n as u8);
+            return;
+        }
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0x10);
+        int(&mut out, name.len());
+        out.extend(name.as_bytes());
+        int(&mut out, value.len());
+        out.extend(value.as_bytes());
+    }
+    out
+}
+
+/// The settings (identifier, value) of a SETTINGS frame's payload.
+pub fn settings(payload: &[u8]) -> Vec<(u16, u32)> {
+    payload
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect()
 }
