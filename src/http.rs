@@ -4,6 +4,7 @@
 //! its own JSON answers travel through the same server code. Nothing here decides what a
 //! response says; it only builds one.
 
+pub mod linger;
 pub mod names;
 pub mod request_body;
 
@@ -37,8 +38,8 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The body of every request the gateway receives: hyper's, cut off when it stalls for
-/// `[server] body_timeout`.
-pub type RequestBody = request_body::TimedBody<hyper::body::Incoming>;
+/// `[server] body_timeout`, and over HTTP/2 drained when a handler answers without it.
+pub type RequestBody = request_body::TimedBody<linger::LingeringBody>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 

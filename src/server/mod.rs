@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -43,6 +43,7 @@ use crate::worker::Worker;
 use self::framing::{Framing, ScannedIo};
 use self::timeouts::{ConnTimeouts, GuardedBody, InFlight, TimedIo};
 use self::workers::{Accepted, Workers};
+use crate::http::linger::{self, LingeringBody};
 use crate::http::request_body::TimedBody;
 
 /// Bound listeners, ready to serve.
@@ -117,6 +118,46 @@ impl Server {
     }
 }
 
+/// The most bytes of request head either protocol takes: HTTP/1's read buffer (hyper
+/// answers a longer head 431 with no body and closes, as it does past 100 header fields)
+/// and HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE` (what a header block decodes to, 32 bytes
+/// counted per field; h2 answers 431 or resets the stream, and stops buffering a block of
+/// HEADERS and CONTINUATION frames there, so a CONTINUATION flood costs no memory). 64 KiB
+/// is four times nginx's 4 x 8k default, ample for cookies and tokens, and bounds what
+/// `MAX_CONCURRENT_STREAMS` header blocks can pin.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// HTTP/2 streams one connection may have open at once (nginx's default; hyper's is 200).
+/// More is refused (REFUSED_STREAM) and each refusal counts toward
+/// `MAX_LOCAL_ERROR_RESETS`.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Streams a client may open and reset before the server accepted them (the HTTP/2
+/// rapid-reset attack, CVE-2023-44487); past this the connection gets GOAWAY
+/// ENHANCE_YOUR_CALM. The h2 crate's own default, stated so it cannot silently change.
+pub const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams the server may reset because of the client's own errors (malformed frames,
+/// refused streams) before it ends the connection with GOAWAY: the "MadeYouReset" defence
+/// (CVE-2025-8671). Twice `MAX_CONCURRENT_STREAMS`: no well-behaved client comes near it.
+pub const MAX_LOCAL_ERROR_RESETS: usize = 2 * MAX_CONCURRENT_STREAMS as usize;
+
+/// Flow-control window of one HTTP/2 request body: how much of it the gateway holds before
+/// a handler reads it. A quarter of the default `max_body_bytes` (1 MiB), so no single body
+/// that will be refused is buffered whole, yet wide enough (at 50 ms RTT, 5 MB/s) for an
+/// upload streamed to an upstream.
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+
+/// Flow-control window shared by all request bodies of one connection: one default
+/// `max_body_bytes` of unread upload per connection, however many streams it opens.
+pub const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Response bytes buffered per HTTP/2 stream while the client's window or socket is full
+/// (hyper's default is 400 KiB): `MAX_CONCURRENT_STREAMS` streams then pin at most 16 MiB
+/// per connection until the stall watch cuts a client that stopped reading.
+pub const MAX_SEND_BUFFER: usize = 128 * 1024;
+
+/// The connection builder of both listeners, HTTP/1.1 and HTTP/2 with the limits above.
 pub(crate) fn http_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Header and idle timeouts are enforced by `TimedIo` for both protocols; hyper's own
@@ -125,8 +166,22 @@ pub(crate) fn http_builder() -> Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // No keep-alive PINGs: `TimedIo`'s idle clock closes idle connections, and a client
+    // that stops reading is cut off by the stall watch, not by a missing PONG.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
+        .adaptive_window(false)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buf_size(MAX_SEND_BUFFER)
+        .keep_alive_interval(None);
     builder
 }
 
@@ -244,7 +299,10 @@ where
         let watch = req.version() == Version::HTTP_2;
         let flagged = framing.next_request_is_flagged();
         let pending = match hygiene::check(req.headers(), flagged) {
-            Ok(()) => Ok(handle(req.map(|body| TimedBody::new(body, body_timeout)))),
+            Ok(()) => Ok(handle(req.map(|body| {
+                let hold = (watch && !body.is_end_stream()).then(|| linger_hold(&in_flight));
+                TimedBody::new(LingeringBody::new(body, hold), body_timeout)
+            }))),
             Err(e) => Err(refuse(&state, e, peer)),
         };
         let framing = framing.clone();
@@ -265,6 +323,11 @@ where
     builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned()
+}
+
+/// What keeps a connection busy while an HTTP/2 request body lingers ([`linger`]).
+fn linger_hold(in_flight: &Arc<InFlight>) -> linger::Hold {
+    Box::new(in_flight.enter())
 }
 
 /// Answer a request whose framing was refused; it never reaches a handler.
