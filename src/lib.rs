@@ -14,6 +14,7 @@
 //! - [`proxy`]: the proxy phases, header sanitising and injection, X-Forwarded-*, and the
 //!   per-worker upstream pools.
 //! - [`limit`]: per-IP login rate limits and trusted-proxy client-IP extraction.
+//! - [`watch`]: hot-reload triggers (watched files, SIGHUP) for the accounts file and the TLS pair.
 //! - [`clock`], [`net`]: leaf helpers: Unix time for the stores, CIDR membership.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
@@ -40,5 +41,6 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod watch;
 pub mod wechat;
 pub mod worker;

@@ -28,7 +28,7 @@ impl Worker {
     pub fn new(state: &Arc<AppState>) -> Self {
         Self {
             state: state.clone(),
-            upstreams: Upstreams::new(state.routes.iter().map(|r| &r.config.upstream)),
+            upstreams: Upstreams::new(state.routes.iter().map(|r| &r.config)),
             requests: state.metrics.shard(),
             tunnels: Arc::new(Tunnels::new(state.metrics.clone())),
         }

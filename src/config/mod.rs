@@ -6,6 +6,7 @@
 
 mod expand;
 mod raw;
+mod upstream_tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -157,6 +158,11 @@ pub struct RouteConfig {
     pub upstream: Uri,
     pub auth: AuthMode,
     pub timeout: Duration,
+    /// `ca_file`, resolved: the only CA an `https://` upstream is verified against.
+    pub ca_file: Option<PathBuf>,
+    /// For an `https://` upstream: the rustls client config (its roots, ALPN `http/1.1`),
+    /// built once at load. `None` for `http://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The header names under which identity reaches the upstream.

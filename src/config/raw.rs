@@ -201,6 +201,9 @@ pub struct RawRoute {
     pub auth: String,
     #[serde(default = "default_route_timeout")]
     pub timeout: String,
+    /// CA certificates (PEM) an `https://` upstream must chain to, instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 fn default_auth() -> String {

@@ -40,7 +40,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         },
         redis,
         accounts: accounts(raw.accounts, base)?,
-        routes: routes(raw.routes)?,
+        routes: routes(raw.routes, base)?,
         identity_headers: identity_headers(raw.identity_headers)?,
         log: log(raw.log)?,
         token_server: TokenServerConfig {
@@ -309,7 +309,7 @@ fn accounts(raw: RawAccounts, base: &Path) -> Result<AccountsConfig, ConfigError
     })
 }
 
-fn routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
+fn routes(raw: Vec<RawRoute>, base: &Path) -> Result<Vec<RouteConfig>, ConfigError> {
     raw.into_iter()
         .enumerate()
         .map(|(i, r)| {
@@ -331,11 +331,16 @@ fn routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
                     ));
                 }
             };
+            let upstream = http_uri(&format!("{key}.upstream"), &r.upstream)?;
+            let ca_file = r.ca_file.map(|f| resolve(base, &f));
+            let tls = super::upstream_tls::for_route(&key, &upstream, ca_file.as_deref())?;
             Ok(RouteConfig {
                 prefix: r.prefix,
-                upstream: http_uri(&format!("{key}.upstream"), &r.upstream)?,
+                upstream,
                 auth,
                 timeout: parse_duration(&format!("{key}.timeout"), &r.timeout)?,
+                ca_file,
+                tls,
             })
         })
         .collect()

@@ -1,11 +1,14 @@
-//! One worker's connections to the upstreams: an HTTP/1.1 pool per `http://` route.
+//! One worker's connections to the upstreams: an HTTP/1.1 pool per route.
 //!
-//! Each worker thread owns an [`Upstreams`]: for every plain-HTTP route a stack of idle
-//! hyper `client::conn::http1` senders, checked out for one request and put back when its
+//! Each worker thread owns an [`Upstreams`]: for every route a stack of idle hyper
+//! `client::conn::http1` senders, checked out for one request and put back when its
 //! response body has been read to the end (an unfinished body closes its connection, as
-//! HTTP/1.1 requires). Requests go in origin form over a connection this worker opened,
-//! so nothing crosses a thread and no pool is shared. `https://` routes go through a
-//! pooled rustls client of this worker's own. This module never looks at identity.
+//! HTTP/1.1 requires). Requests go in origin form over a connection this worker opened
+//! with the route's [`connect::Connector`] (TCP, or TLS for `https://`), so nothing
+//! crosses a thread and no pool is shared. This module never looks at identity.
+
+#[path = "connect.rs"]
+pub mod connect;
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,9 +21,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use self::connect::Connector;
 use super::body::UpstreamBody;
+use crate::config::RouteConfig;
 use crate::http::{Body, BoxError};
 
 /// Idle connections kept per route and worker.
@@ -29,8 +33,6 @@ const MAX_IDLE: usize = 512;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How many of the newest idle connections a checkout looks at.
 const CHECKOUT_SCAN: usize = 8;
-/// How long opening a connection to an upstream may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an upstream request failed before a response head arrived.
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +42,20 @@ pub enum UpstreamError {
         authority: String,
         source: std::io::Error,
     },
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Tls {
+        authority: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Http(#[from] hyper::Error),
-    #[error(transparent)]
-    Tls(#[from] hyper_util::client::legacy::Error),
+    #[error("no upstream for route {0}")]
+    NoRoute(usize),
 }
 
-/// Where one route's upstream is, and its idle connections on this worker.
-struct Pool {
-    /// `host:port`, what the connection is opened to.
-    authority: String,
+/// How one route's upstream is reached, and its idle connections on this worker.
+pub struct Pool {
+    connector: Connector,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -58,40 +64,34 @@ struct Idle {
     since: Instant,
 }
 
-/// How a route reaches its upstream from this worker.
-enum Way {
-    Plain(Arc<Pool>),
-    Tls,
-}
-
 /// This worker's upstream connections, by route index.
 pub struct Upstreams {
-    ways: Vec<Way>,
-    tls: crate::http::Client<UpstreamBody>,
+    pools: Vec<Arc<Pool>>,
 }
 
 impl Upstreams {
-    /// Pools for routes whose upstream URIs are `upstreams` (in route order).
-    pub fn new<'a>(upstreams: impl Iterator<Item = &'a http::Uri>) -> Self {
-        let ways = upstreams
-            .map(|uri| match (uri.scheme_str(), uri.authority()) {
-                (Some("http"), Some(authority)) => Way::Plain(Arc::new(Pool {
-                    authority: with_port(authority),
+    /// Pools for `routes` (in route order).
+    pub fn new<'a>(routes: impl Iterator<Item = &'a RouteConfig>) -> Self {
+        let pools = routes
+            .map(|route| {
+                Arc::new(Pool {
+                    connector: Connector::new(route),
                     idle: Mutex::new(Vec::new()),
-                })),
-                _ => Way::Tls,
+                })
             })
             .collect();
-        Self {
-            ways,
-            tls: crate::http::client(false),
-        }
+        Self { pools }
     }
 
-    /// Whether route `route` takes origin-form request targets (a plain-HTTP pool); the
-    /// others take absolute URIs.
+    /// Whether route `route` takes origin-form request targets: every configured route
+    /// does (its pool speaks HTTP/1.1 to the upstream directly, over TCP or TLS).
     pub fn origin_form(&self, route: usize) -> bool {
-        matches!(self.ways.get(route), Some(Way::Plain(_)))
+        route < self.pools.len()
+    }
+
+    /// Route `route`'s pool, e.g. to open a fresh connection with [`Pool::connect`].
+    pub fn pool(&self, route: usize) -> Option<&Arc<Pool>> {
+        self.pools.get(route)
     }
 
     /// Send `req` to route `route`'s upstream and wait for the response head.
@@ -100,12 +100,9 @@ impl Upstreams {
         route: usize,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
-        match self.ways.get(route) {
-            Some(Way::Plain(pool)) => pool.send(req).await,
-            Some(Way::Tls) | None => {
-                let response = self.tls.request(req).await?;
-                Ok(response.map(boxed))
-            }
+        match self.pools.get(route) {
+            Some(pool) => pool.send(req).await,
+            None => Err(UpstreamError::NoRoute(route)),
         }
     }
 
@@ -116,38 +113,19 @@ impl Upstreams {
         route: usize,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
-        match self.ways.get(route) {
-            Some(Way::Plain(pool)) => pool.send_upgradable(req).await,
-            Some(Way::Tls) | None => {
-                let response = self.tls.request(req).await?;
-                Ok(response.map(boxed))
-            }
+        match self.pools.get(route) {
+            Some(pool) => pool.send_upgradable(req).await,
+            None => Err(UpstreamError::NoRoute(route)),
         }
     }
 
     /// Close idle connections that waited longer than the idle timeout, and forget those
     /// their upstream closed.
     pub fn prune(&self) {
-        for way in &self.ways {
-            if let Way::Plain(pool) = way {
-                pool.lock()
-                    .retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT);
-            }
+        for pool in &self.pools {
+            pool.lock()
+                .retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT);
         }
-    }
-}
-
-fn boxed(body: Incoming) -> Body {
-    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, |e| -> BoxError {
-        Box::new(e)
-    }))
-}
-
-/// `host:port`, the default port filled in.
-fn with_port(authority: &http::uri::Authority) -> String {
-    match authority.port_u16() {
-        Some(_) => authority.as_str().to_string(),
-        None => format!("{}:80", authority.host()),
     }
 }
 
@@ -185,22 +163,14 @@ impl Pool {
         }
     }
 
-    /// Open a TCP connection to the upstream within the connect timeout.
-    async fn open(&self) -> Result<TcpStream, UpstreamError> {
-        let connect_error = |source| UpstreamError::Connect {
-            authority: self.authority.clone(),
-            source,
-        };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
-            .await
-            .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_error)?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+    /// The connector that opens this route's connections (unpooled ones too).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
-    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
-        let stream = self.open().await?;
+    /// A new HTTP/1.1 connection to the upstream, its driver spawned on this worker.
+    pub async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+        let stream = self.connector.connect().await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -227,7 +197,7 @@ impl Pool {
                     continue;
                 }
                 return Err(UpstreamError::Connect {
-                    authority: self.authority.clone(),
+                    authority: self.connector.authority().to_string(),
                     source: std::io::ErrorKind::ConnectionReset.into(),
                 });
             }
@@ -251,13 +221,19 @@ impl Pool {
     }
 }
 
+fn boxed(body: Incoming) -> Body {
+    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, |e| -> BoxError {
+        Box::new(e)
+    }))
+}
+
 impl Pool {
     /// Send `req` on a fresh connection that can be upgraded, outside the pool.
     async fn send_upgradable(
         &self,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let stream = self.open().await?;
+        let stream = self.connector.connect().await?;
         let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {

@@ -51,7 +51,7 @@ pub struct Server {
     state: Arc<AppState>,
     public: TcpListener,
     admin: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<tls::Tls>,
 }
 
 impl Server {
@@ -76,7 +76,7 @@ impl Server {
             .server
             .tls
             .as_ref()
-            .map(tls::acceptor)
+            .map(tls::start)
             .transpose()?;
         let public = TcpListener::bind(public)
             .await
@@ -103,7 +103,10 @@ impl Server {
     /// Serve until `shutdown` resolves, then drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let admin = tokio::spawn(serve_admin(self.state.clone(), self.admin));
-        let workers = match Workers::start(workers::count(), &self.state, self.tls) {
+        // The TLS pair's watcher lives as long as `tls` does: until serving ends.
+        let tls = self.tls;
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        let workers = match Workers::start(workers::count(), &self.state, acceptor) {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serve");
