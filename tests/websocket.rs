@@ -5,6 +5,7 @@
 //! drain (bounded by `drain_timeout`), and shows in the metrics.
 
 mod common;
+mod tls_pki;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -37,31 +38,38 @@ impl Drop for WsEcho {
 
 impl WsEcho {
     async fn start() -> WsEcho {
+        Self::serve(None).await
+    }
+
+    /// The same echo behind TLS (`wss://`), with the certificate of `leaf`.
+    async fn start_tls(leaf: &tls_pki::Leaf) -> WsEcho {
+        use tokio_rustls::rustls::ServerConfig;
+        use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("leaf key");
+        let config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der.clone()], key)
+            .expect("server config");
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> WsEcho {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let heads = Arc::new(Mutex::new(Vec::new()));
         let recorded = heads.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let recorded = recorded.clone();
+                let (recorded, tls) = (recorded.clone(), tls.clone());
                 tokio::spawn(async move {
-                    // tungstenite's callback type, whose error is a whole response.
-                    #[allow(clippy::result_large_err)]
-                    let record = |req: &Request, resp: Response| {
-                        recorded.lock().unwrap().push(req.headers().clone());
-                        Ok(resp)
-                    };
-                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await
-                    else {
-                        return;
-                    };
-                    while let Some(Ok(msg)) = ws.next().await {
-                        if msg.is_text() || msg.is_binary() {
-                            if ws.send(msg).await.is_err() {
-                                return;
+                    match tls {
+                        None => echo_socket(stream, recorded).await,
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                echo_socket(tls, recorded).await;
                             }
-                        } else if msg.is_close() {
-                            return;
                         }
                     }
                 });
@@ -85,6 +93,31 @@ impl WsEcho {
             .last()
             .cloned()
             .expect("an upgrade")
+    }
+}
+
+/// Accept one upgrade on `stream`, record its head, and echo data messages until closed.
+async fn echo_socket<S>(stream: S, recorded: Arc<Mutex<Vec<HeaderMap>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // tungstenite's callback type, whose error is a whole response.
+    #[allow(clippy::result_large_err)]
+    let record = |req: &Request, resp: Response| {
+        recorded.lock().unwrap().push(req.headers().clone());
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_text() || msg.is_binary() {
+            if ws.send(msg).await.is_err() {
+                return;
+            }
+        } else if msg.is_close() {
+            return;
+        }
     }
 }
 
@@ -480,5 +513,44 @@ async fn a_socket_over_the_tls_listener_is_tunnelled_too() {
         head.get("x-forwarded-proto").and_then(|v| v.to_str().ok()),
         Some("https"),
         "{head:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_to_an_https_upstream_is_verified_and_tunnelled() {
+    let ca = tls_pki::Ca::new("wxgate websocket test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
+    let (wx, ws) = (FakeWechat::start().await, WsEcho::start_tls(&leaf).await);
+    let upstream = format!("https://localhost:{}", ws.addr.port());
+    let gw = GatewayBuilder::new(&wx)
+        .file("upstream-ca.pem", &ca.pem())
+        .route_raw(&format!(
+            "prefix = \"/wss/\"\nupstream = \"{upstream}\"\nauth = \"required\"\nca_file = \"upstream-ca.pem\""
+        ))
+        .route("/unverified/", &upstream, "public")
+        .start()
+        .await;
+    let token = gw.login_as(&wx, "o-carol").await;
+    let bearer = format!("Bearer {token}");
+    let mut socket = connect(&gw, "/wss/room", &[("authorization", bearer.as_str())])
+        .await
+        .expect("upgrade to a verified https:// upstream");
+    echo(&mut socket, "over TLS both ways").await;
+    let head = ws.last_head();
+    assert_eq!(
+        head.get("x-wx-openid").and_then(|v| v.to_str().ok()),
+        Some("o-carol"),
+        "{head:?}"
+    );
+    // The same upstream is not trusted without the route's CA: 502, nothing reaches it.
+    let before = ws.upgrades();
+    match connect(&gw, "/unverified/room", &[]).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 502),
+        other => panic!("expected a 502, got {:?}", other.map(|_| "an open socket")),
+    }
+    assert_eq!(
+        ws.upgrades(),
+        before,
+        "an unverified upstream got the upgrade"
     );
 }

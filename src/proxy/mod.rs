@@ -11,6 +11,7 @@
 //! from the upstream opens a [`tunnel`]. Logging and metrics are the router's.
 
 pub mod body;
+pub mod connect;
 pub mod headers;
 pub mod tunnel;
 pub mod upstream;

@@ -7,9 +7,6 @@
 //! with the route's [`connect::Connector`] (TCP, or TLS for `https://`), so nothing
 //! crosses a thread and no pool is shared. This module never looks at identity.
 
-#[path = "connect.rs"]
-pub mod connect;
-
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -22,8 +19,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use self::connect::Connector;
 use super::body::UpstreamBody;
+use super::connect::Connector;
 use crate::config::RouteConfig;
 use crate::http::{Body, BoxError};
 
