@@ -86,9 +86,8 @@ impl Upstreams {
         route < self.pools.len()
     }
 
-    /// Route `route`'s pool, e.g. to open a fresh connection with [`Pool::connect`].
-    pub fn pool(&self, route: usize) -> Option<&Arc<Pool>> {
-        self.pools.get(route)
+    fn pool(&self, route: usize) -> Result<&Arc<Pool>, UpstreamError> {
+        self.pools.get(route).ok_or(UpstreamError::NoRoute(route))
     }
 
     /// Send `req` to route `route`'s upstream and wait for the response head.
@@ -97,10 +96,7 @@ impl Upstreams {
         route: usize,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
-        match self.pools.get(route) {
-            Some(pool) => pool.send(req).await,
-            None => Err(UpstreamError::NoRoute(route)),
-        }
+        self.pool(route)?.send(req).await
     }
 
     /// Send a WebSocket upgrade request to route `route`'s upstream on a connection of its
@@ -110,10 +106,7 @@ impl Upstreams {
         route: usize,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
-        match self.pools.get(route) {
-            Some(pool) => pool.send_upgradable(req).await,
-            None => Err(UpstreamError::NoRoute(route)),
-        }
+        self.pool(route)?.send_upgradable(req).await
     }
 
     /// Close idle connections that waited longer than the idle timeout, and forget those
@@ -160,13 +153,8 @@ impl Pool {
         }
     }
 
-    /// The connector that opens this route's connections (unpooled ones too).
-    pub fn connector(&self) -> &Connector {
-        &self.connector
-    }
-
     /// A new HTTP/1.1 connection to the upstream, its driver spawned on this worker.
-    pub async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
         let stream = self.connector.connect().await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
