@@ -18,12 +18,13 @@ use crate::http::{Body, RequestBody, json};
 use crate::session::{Session, Token};
 use crate::state::AppState;
 
+/// The body of a login request.
 #[derive(Deserialize)]
-struct LoginRequest {
+pub struct LoginRequest {
     #[serde(default)]
-    code: Option<String>,
+    pub code: Option<String>,
     #[serde(default)]
-    appid: Option<String>,
+    pub appid: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -4,8 +4,8 @@
 //! JSON. They own method checks, body limits and the login rate limit; WeChat calls live
 //! in `wechat`, storage in `session`, account lookups in `accounts`.
 
-mod login;
-mod phone;
+pub mod login;
+pub mod phone;
 mod session;
 
 use std::sync::Arc;

@@ -22,10 +22,11 @@ use crate::session::Session;
 use crate::state::AppState;
 use crate::wechat::phone::PhoneInfo;
 
+/// The body of a phone request.
 #[derive(Deserialize)]
-struct PhoneRequest {
+pub struct PhoneRequest {
     #[serde(default)]
-    code: Option<String>,
+    pub code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -86,7 +87,8 @@ async fn verify(
     ))
 }
 
-fn e164_of(info: &PhoneInfo) -> Result<String, GatewayError> {
+/// The E.164 form of WeChat's phone answer: from its parts, else its full number.
+pub fn e164_of(info: &PhoneInfo) -> Result<String, GatewayError> {
     phone::from_parts(&info.country_code, &info.pure_phone_number)
         .or_else(|| phone::normalize(&info.phone_number))
         .ok_or_else(|| GatewayError::Wechat {

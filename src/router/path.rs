@@ -87,7 +87,7 @@ fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, GatewayError> {
             b'/' | b'\\' | b'.' | 0 => {
                 return Err(not_normal!("it has an encoded `/`, `\\`, `.` or NUL"));
             }
-            b'%' if escaped_byte(bytes, i + 2).is_some() => {
+            b'%' if hex_digits_follow(bytes, i + 3) => {
                 return Err(not_normal!(
                     "it is encoded twice (`%25` and two hex digits)"
                 ));
@@ -119,6 +119,18 @@ fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
     let high = hex(bytes.get(i + 1)?)?;
     let low = hex(bytes.get(i + 2)?)?;
     u8::try_from(high * 16 + low).ok()
+}
+
+/// Whether two hex digits follow at `i` once decoded: `%2541` and `%25%34%31` (which the
+/// decoding of unreserved characters would turn into `%2541`) are both double encoding.
+fn hex_digits_follow(bytes: &[u8], i: usize) -> bool {
+    let decoded = |at: usize| match *bytes.get(at)? {
+        b'%' => escaped_byte(bytes, at).map(|b| (b, 3)),
+        b => Some((b, 1)),
+    };
+    decoded(i).is_some_and(|(first, len)| {
+        first.is_ascii_hexdigit() && decoded(i + len).is_some_and(|(b, _)| b.is_ascii_hexdigit())
+    })
 }
 
 /// The length, in escapes, of the UTF-8 sequence whose first escape (`first`) is at `i`;
@@ -227,6 +239,26 @@ mod tests {
             "",
         ] {
             assert!(normalize(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Found by fuzzing: `%25` followed by escaped hex digits decoded to `%25` and two hex
+    /// digits, double encoding the gateway then forwarded (and `/%252e` reads as `..` to an
+    /// upstream that decodes twice); its normal form was not its own normal form.
+    #[test]
+    fn double_encoding_through_escaped_hex_digits_is_refused() {
+        for bad in [
+            "/%254%34",
+            "/%25%34%31",
+            "/%25%341",
+            "/static/%25%32%65%25%32%65/api",
+        ] {
+            assert!(normalize(bad).is_err(), "{bad}");
+        }
+        for good in ["/x/%25%25", "/x/%25%7A", "/x/%25-"] {
+            let out = normalize(good).map_err(|e| e.to_string());
+            let again = out.as_deref().map(|o| normalize(o).map(|c| c.into_owned()));
+            assert!(matches!(again, Ok(Ok(_))), "{good}: {out:?}");
         }
     }
 

@@ -115,9 +115,13 @@ pub fn gateway_token(value: &[u8]) -> Option<&[u8]> {
 
 /// Whether an `Authorization` value carries a gateway token in any shape, also one the
 /// gateway would not accept as its credential (`Token wxg_…`, `Bearerwxg_…`, a bare
-/// `wxg_…`): a short scheme of letters (and `:`), blanks, then `wxg_`. Such a value is
-/// never forwarded, so a misbehaving client cannot leak its token to an upstream.
+/// `wxg_…`): a short scheme of letters (and `:`), blanks, then `wxg_`; and every value
+/// [`gateway_token`] accepts, however many blanks it has. Such a value is never
+/// forwarded, so a misbehaving client cannot leak its token to an upstream.
 pub fn mentions_gateway_token(value: &[u8]) -> bool {
+    if gateway_token(value).is_some() {
+        return true;
+    }
     let value = value.trim_ascii_start();
     value
         .windows(TOKEN_PREFIX.len())
@@ -175,6 +179,22 @@ mod tests {
             b"",
         ] {
             assert!(!mentions_gateway_token(value), "{value:?}");
+        }
+    }
+
+    /// Found by fuzzing: a credential the gateway accepts, with its token more than 16
+    /// bytes in (many blanks after `Bearer`), was not recognised for stripping and went
+    /// upstream.
+    #[test]
+    fn every_accepted_credential_is_recognised_for_stripping() {
+        let blanks = format!("Bearer{}wxg_abc", " ".repeat(11));
+        let tabs = format!("bearer \t{}wxg_abc ", "\t".repeat(20));
+        for value in [blanks.as_bytes(), tabs.as_bytes()] {
+            assert!(matches!(
+                Credential::from_header(Some(value)),
+                Credential::Gateway(b"wxg_abc")
+            ));
+            assert!(mentions_gateway_token(value), "{value:?}");
         }
     }
 

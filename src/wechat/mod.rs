@@ -42,6 +42,21 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// The user's identity from a `jscode2session` answer whose errcode was already checked.
+pub fn code_session(body: Value) -> Result<CodeSession, GatewayError> {
+    let session: CodeSession = serde_json::from_value(body).map_err(|_| GatewayError::Wechat {
+        errcode: None,
+        detail: "jscode2session answer without openid or session_key".into(),
+    })?;
+    if session.openid.is_empty() {
+        return Err(GatewayError::Wechat {
+            errcode: None,
+            detail: "empty openid".into(),
+        });
+    }
+    Ok(session)
+}
+
 /// A client for WeChat's server API.
 pub struct WechatClient {
     http: Client,
@@ -89,18 +104,7 @@ impl WechatClient {
                 None,
             )
             .await?;
-        let session: CodeSession =
-            serde_json::from_value(body).map_err(|_| GatewayError::Wechat {
-                errcode: None,
-                detail: "jscode2session answer without openid or session_key".into(),
-            })?;
-        if session.openid.is_empty() {
-            return Err(GatewayError::Wechat {
-                errcode: None,
-                detail: "empty openid".into(),
-            });
-        }
-        Ok(session)
+        code_session(body)
     }
 
     /// One call: send, time, parse the JSON body and turn a non-zero errcode into an error.

@@ -75,25 +75,31 @@ impl WechatClient {
         let value = self
             .call("getuserphonenumber", Method::POST, &path, Some(body))
             .await?;
-        let answer: Answer = serde_json::from_value(value)
-            .map_err(|_| bad_answer("phone answer without phone_info"))?;
-        let raw = answer.phone_info;
-        if raw.watermark.appid != appid {
-            return Err(bad_answer("phone answer's watermark.appid is not this app"));
-        }
-        let country_code = match raw.country_code {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            _ => {
-                return Err(bad_answer(
-                    "phone answer's countryCode is neither string nor number",
-                ));
-            }
-        };
-        Ok(PhoneInfo {
-            phone_number: raw.phone_number,
-            pure_phone_number: raw.pure_phone_number,
-            country_code,
-        })
+        phone_info(value, appid)
     }
+}
+
+/// The phone in a `getuserphonenumber` answer whose errcode was already checked, if its
+/// watermark names `appid`.
+pub fn phone_info(value: Value, appid: &str) -> Result<PhoneInfo, GatewayError> {
+    let answer: Answer =
+        serde_json::from_value(value).map_err(|_| bad_answer("phone answer without phone_info"))?;
+    let raw = answer.phone_info;
+    if raw.watermark.appid != appid {
+        return Err(bad_answer("phone answer's watermark.appid is not this app"));
+    }
+    let country_code = match raw.country_code {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        _ => {
+            return Err(bad_answer(
+                "phone answer's countryCode is neither string nor number",
+            ));
+        }
+    };
+    Ok(PhoneInfo {
+        phone_number: raw.phone_number,
+        pure_phone_number: raw.pure_phone_number,
+        country_code,
+    })
 }

@@ -11,7 +11,7 @@
 //! was expired), so the retry of a call it failed runs with another token. Only when
 //! stable_token hands it out twice in a row is it WeChat's current token after all.
 
-mod source;
+pub mod source;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use serde::Deserialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{AccessToken, AppTokens, SharedTokens};
@@ -32,6 +33,21 @@ const SHARED_POLL: Duration = Duration::from_millis(50);
 struct StableTokenAnswer {
     access_token: String,
     expires_in: u64,
+}
+
+/// The access_token in a stable_token answer whose errcode was already checked.
+pub fn access_token(answer: Value) -> Result<AccessToken, GatewayError> {
+    let answer = serde_json::from_value::<StableTokenAnswer>(answer)
+        .ok()
+        .filter(|a| !a.access_token.is_empty())
+        .ok_or(GatewayError::Wechat {
+            errcode: None,
+            detail: "stable_token answer without access_token".into(),
+        })?;
+    Ok(AccessToken {
+        token: Secret::new(answer.access_token),
+        expires_at: Instant::now() + Duration::from_secs(answer.expires_in),
+    })
 }
 
 /// Where tokens come from: WeChat, through the shared store when there is one.
@@ -131,22 +147,11 @@ impl Source {
                 Some(body),
             )
             .await
-            .and_then(|v| {
-                serde_json::from_value::<StableTokenAnswer>(v)
-                    .ok()
-                    .filter(|a| !a.access_token.is_empty())
-                    .ok_or(GatewayError::Wechat {
-                        errcode: None,
-                        detail: "stable_token answer without access_token".into(),
-                    })
-            });
+            .and_then(access_token);
         match answer {
-            Ok(a) => {
+            Ok(token) => {
                 metrics.record_token_event("fetched");
-                Ok(AccessToken {
-                    token: Secret::new(a.access_token),
-                    expires_at: Instant::now() + Duration::from_secs(a.expires_in),
-                })
+                Ok(token)
             }
             Err(e) => {
                 metrics.record_token_event("fetch_failed");
