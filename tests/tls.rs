@@ -235,6 +235,12 @@ async fn sighup_reloads_the_pair_and_established_connections_keep_working() {
         "new handshakes still get the old certificate:\n{}",
         gw.logs()
     );
+    // Log lines are flushed in batches: wait for the reload's line, not just its effect.
+    let logged = common::wait_until(Duration::from_secs(3), || {
+        !lines_with(&gw, RELOADED).is_empty()
+    })
+    .await;
+    assert!(logged, "no reload line:\n{}", gw.logs());
     let reloads = lines_with(&gw, RELOADED);
     assert_eq!(reloads.len(), 1, "{}", gw.logs());
     assert!(
@@ -281,6 +287,11 @@ async fn replaced_files_are_picked_up_without_a_signal() {
         "the replaced pair was not picked up:\n{}",
         gw.logs()
     );
+    let logged = common::wait_until(Duration::from_secs(3), || {
+        !lines_with(&gw, RELOADED).is_empty()
+    })
+    .await;
+    assert!(logged, "no reload line:\n{}", gw.logs());
     assert!(
         lines_with(&gw, RELOADED)
             .iter()
