@@ -98,10 +98,10 @@ impl SharedTokens for RedisTokens {
             return Ok(None);
         };
         let left = stored.expires_at_ms.saturating_sub(now_unix_ms());
-        Ok(Some(AccessToken {
-            token: Secret::new(stored.token),
-            expires_at: Instant::now() + Duration::from_millis(left),
-        }))
+        Ok(Some(AccessToken::expiring_in(
+            Secret::new(stored.token),
+            Duration::from_millis(left),
+        )))
     }
 
     async fn save(&self, appid: &str, token: &AccessToken) -> Result<(), GatewayError> {

@@ -15,6 +15,7 @@ pub mod source;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -27,6 +28,11 @@ use crate::secret::Secret;
 /// How many refused tokens an app remembers (the newest; WeChat never revives old ones).
 const REFUSED_KEPT: usize = 4;
 
+/// The longest lifetime a token is believed to have. WeChat's last 7200 s; a larger
+/// `expires_in` (or a stored deadline far off) is read as this, so no answer can push a
+/// deadline past what `Instant` holds, and a token is asked for again within a day.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A cached access_token.
 #[derive(Clone)]
 pub struct AccessToken {
@@ -35,6 +41,14 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
+    /// A token that expires `left` from now (at most [`MAX_LIFETIME`]).
+    pub fn expiring_in(token: Secret, left: Duration) -> Self {
+        Self {
+            token,
+            expires_at: Instant::now() + left.min(MAX_LIFETIME),
+        }
+    }
+
     pub fn is_valid(&self) -> bool {
         self.expires_at > Instant::now()
     }

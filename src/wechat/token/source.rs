@@ -44,10 +44,10 @@ pub fn access_token(answer: Value) -> Result<AccessToken, GatewayError> {
             errcode: None,
             detail: "stable_token answer without access_token".into(),
         })?;
-    Ok(AccessToken {
-        token: Secret::new(answer.access_token),
-        expires_at: Instant::now() + Duration::from_secs(answer.expires_in),
-    })
+    Ok(AccessToken::expiring_in(
+        Secret::new(answer.access_token),
+        Duration::from_secs(answer.expires_in),
+    ))
 }
 
 /// Where tokens come from: WeChat, through the shared store when there is one.
@@ -234,4 +234,25 @@ fn jitter(left: Duration) -> Duration {
 /// Ask more often as expiry nears: a quarter of what is left, between 200 ms and 20 s.
 fn retry_after(left: Duration) -> Duration {
     (left / 4).clamp(Duration::from_millis(200), RETRY_AFTER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found reading the fuzz target's code: an `expires_in` near `u64::MAX` overflowed
+    /// `Instant` and panicked on the token-fetch path.
+    #[tokio::test]
+    async fn a_huge_expires_in_is_read_as_at_most_a_day() {
+        let answer = serde_json::json!({"access_token": "AT", "expires_in": u64::MAX});
+        let token = access_token(answer).map_err(|e| e.to_string());
+        let left = token.as_ref().map(AccessToken::expires_in);
+        assert!(
+            matches!(left, Ok(s) if s > 86_000 && s <= 86_400),
+            "{left:?}"
+        );
+        let normal = serde_json::json!({"access_token": "AT", "expires_in": 7200});
+        let left = access_token(normal).map(|t| t.expires_in()).ok();
+        assert!(matches!(left, Some(7199 | 7200)), "{left:?}");
+    }
 }
