@@ -6,16 +6,15 @@
 //! block size, timeouts) are what a client sees.
 
 mod common;
+mod tls_pki;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
 
 #[path = "http2/support.rs"]
 mod support;
@@ -453,39 +452,21 @@ async fn the_h2_limits_are_advertised_and_an_oversized_header_block_is_refused()
     );
 }
 
-fn self_signed() -> (String, String, CertificateDer<'static>) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-    let der = certified.cert.der().clone();
-    let key = certified.signing_key.serialize_pem();
-    (certified.cert.pem(), key, der)
-}
-
-fn h2_connector(cert: CertificateDer<'static>) -> TlsConnector {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let mut roots = RootCertStore::empty();
-    roots.add(cert).expect("add root");
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    TlsConnector::from(Arc::new(config))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_alpn_h2_has_the_same_guarantees() {
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
-    let (cert_pem, key_pem, der) = self_signed();
+    let ca = tls_pki::Ca::new("h2 test CA");
+    let leaf = ca.leaf(&["localhost"]);
     let gw = GatewayBuilder::new(&wx)
-        .file("cert.pem", &cert_pem)
-        .file("key.pem", &key_pem)
+        .file("cert.pem", &leaf.cert_pem)
+        .file("key.pem", &leaf.key_pem)
         .server("tls", "{ cert = \"cert.pem\", key = \"key.pem\" }")
         .route("/pub/", &echo.url, "public")
         .start()
         .await;
     let tcp = TcpStream::connect(gw.addr).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("server name");
-    let tls = h2_connector(der)
+    let tls = TlsConnector::from(tls_pki::client_config(&[ca.der()], &[b"h2"]))
         .connect(name, tcp)
         .await
         .expect("TLS handshake");

@@ -476,28 +476,21 @@ async fn an_unreachable_upstream_answers_502_json() {
 async fn a_socket_over_the_tls_listener_is_tunnelled_too() {
     use tokio_rustls::TlsConnector;
     use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
     let (wx, ws) = (FakeWechat::start().await, WsEcho::start().await);
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let ca = tls_pki::Ca::new("websocket listener CA");
+    let leaf = ca.leaf(&["localhost"]);
     let gw = GatewayBuilder::new(&wx)
-        .file("cert.pem", &certified.cert.pem())
-        .file("key.pem", &certified.signing_key.serialize_pem())
+        .file("cert.pem", &leaf.cert_pem)
+        .file("key.pem", &leaf.key_pem)
         .server("tls", "{ cert = \"cert.pem\", key = \"key.pem\" }")
         .route("/open/", &ws.url(), "public")
         .start()
         .await;
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let mut roots = RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).expect("root");
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = tls_pki::client_config(&[ca.der()], &[b"http/1.1"]);
     let tcp = TcpStream::connect(gw.addr).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("name");
-    let tls = TlsConnector::from(Arc::new(config))
+    let tls = TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .expect("TLS handshake");
