@@ -105,6 +105,7 @@ fn identity_names() -> IdentityNames {
         unionid: HeaderName::from_static("x-wx-unionid"),
         account_id: HeaderName::from_static("x-wx-account-id"),
         phone: HeaderName::from_static("x-wx-phone"),
+        risk_rank: HeaderName::from_static("x-wx-risk-rank"),
     }
 }
 

@@ -23,12 +23,18 @@ pub enum GatewayError {
     /// body): `invalid_request`, and the connection is closed.
     #[error("{0}")]
     BadFraming(&'static str),
+    #[error(
+        "the encrypted data does not decrypt with this session's key; log in again with wx.login, then retry"
+    )]
+    DecryptFailed,
     #[error("the login or phone code is invalid or expired")]
     InvalidCode { errcode: i64 },
     #[error("the code has already been used")]
     CodeUsed { errcode: i64 },
     #[error("WeChat blocked this user as high-risk")]
     UserBlocked { errcode: i64 },
+    #[error("this login looks high-risk and was refused")]
+    RiskBlocked,
     #[error("a valid gateway token is required")]
     Unauthenticated,
     #[error("this session is not bound to an account")]
@@ -89,9 +95,10 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::BadFraming(_) => "invalid_request",
+            Self::DecryptFailed => "decrypt_failed",
             Self::InvalidCode { .. } => "invalid_code",
             Self::CodeUsed { .. } => "code_used",
-            Self::UserBlocked { .. } => "user_blocked",
+            Self::UserBlocked { .. } | Self::RiskBlocked => "user_blocked",
             Self::Unauthenticated => "unauthenticated",
             Self::AccountNotBound => "account_not_bound",
             Self::Forbidden => "forbidden",
@@ -115,11 +122,13 @@ impl GatewayError {
         match self {
             Self::InvalidRequest(_)
             | Self::BadFraming(_)
+            | Self::DecryptFailed
             | Self::InvalidCode { .. }
             | Self::CodeUsed { .. } => StatusCode::BAD_REQUEST,
-            Self::UserBlocked { .. } | Self::AccountNotBound | Self::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            Self::UserBlocked { .. }
+            | Self::RiskBlocked
+            | Self::AccountNotBound
+            | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -148,6 +157,8 @@ impl GatewayError {
             Self::Wechat { errcode, .. } | Self::WechatUnavailable { errcode } => *errcode,
             Self::InvalidRequest(_)
             | Self::BadFraming(_)
+            | Self::DecryptFailed
+            | Self::RiskBlocked
             | Self::Unauthenticated
             | Self::AccountNotBound
             | Self::Forbidden
@@ -182,9 +193,11 @@ impl GatewayError {
             Self::Internal(detail) => Some(detail),
             Self::InvalidRequest(_)
             | Self::BadFraming(_)
+            | Self::DecryptFailed
             | Self::InvalidCode { .. }
             | Self::CodeUsed { .. }
             | Self::UserBlocked { .. }
+            | Self::RiskBlocked
             | Self::Unauthenticated
             | Self::AccountNotBound
             | Self::Forbidden
@@ -224,9 +237,11 @@ impl GatewayError {
                 Some((header::CONNECTION, HeaderValue::from_static("close")))
             }
             Self::InvalidRequest(_)
+            | Self::DecryptFailed
             | Self::InvalidCode { .. }
             | Self::CodeUsed { .. }
             | Self::UserBlocked { .. }
+            | Self::RiskBlocked
             | Self::AccountNotBound
             | Self::Forbidden
             | Self::NotFound

@@ -11,12 +11,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+mod services;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+pub use services::{KeyCheck, ServiceMetrics};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -55,6 +59,8 @@ pub struct Metrics {
     sessions: Gauge,
     websockets: Gauge,
     upgrades: Family<RequestLabels, Counter>,
+    /// Decrypt, checksession, relay and risk (CONTRACT section 10).
+    pub services: ServiceMetrics,
     /// Every worker's request counts, summed into `requests` at render.
     shards: Mutex<Vec<Arc<RequestShard>>>,
 }
@@ -191,6 +197,7 @@ impl Metrics {
             "WebSocket upgrade requests by route and response status (101: tunnel opened)",
             upgrades.clone(),
         );
+        let services = ServiceMetrics::register(&mut registry);
         Self {
             registry,
             requests,
@@ -204,6 +211,7 @@ impl Metrics {
             sessions,
             websockets,
             upgrades,
+            services,
             shards: Mutex::default(),
         }
     }

@@ -6,6 +6,7 @@
 
 mod expand;
 mod raw;
+mod services;
 mod upstream_tls;
 mod validate;
 
@@ -18,6 +19,7 @@ use ipnet::IpNet;
 
 use crate::secret::Secret;
 
+pub use services::{DEFAULT_RELAY_PATHS, RelayConfig, RiskConfig};
 pub use validate::parse_duration;
 
 /// Why a configuration could not be loaded; the message names the key when there is one.
@@ -58,6 +60,8 @@ pub struct Config {
     pub identity_headers: IdentityHeaders,
     pub log: LogConfig,
     pub token_server: TokenServerConfig,
+    pub relay: RelayConfig,
+    pub risk: RiskConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +177,8 @@ pub struct IdentityHeaders {
     pub unionid: HeaderName,
     pub account_id: HeaderName,
     pub phone: HeaderName,
+    /// The login risk rank (`[risk]`), when the check ran.
+    pub risk_rank: HeaderName,
 }
 
 /// The admin listener's access_token endpoint for the company's other services.

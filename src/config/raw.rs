@@ -31,6 +31,10 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub token_server: RawTokenServer,
+    #[serde(default)]
+    pub relay: super::services::RawRelay,
+    #[serde(default)]
+    pub risk: super::services::RawRisk,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +226,7 @@ pub struct RawIdentityHeaders {
     pub unionid: String,
     pub account_id: String,
     pub phone: String,
+    pub risk_rank: String,
 }
 
 impl Default for RawIdentityHeaders {
@@ -232,6 +237,7 @@ impl Default for RawIdentityHeaders {
             unionid: "X-WX-UNIONID".into(),
             account_id: "X-WX-ACCOUNT-ID".into(),
             phone: "X-WX-PHONE".into(),
+            risk_rank: "X-WX-RISK-RANK".into(),
         }
     }
 }

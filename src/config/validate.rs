@@ -47,6 +47,8 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             enabled: raw.token_server.enabled,
             allow: cidrs("token_server.allow", &raw.token_server.allow)?,
         },
+        relay: super::services::relay(raw.relay)?,
+        risk: super::services::risk(raw.risk)?,
     })
 }
 
@@ -358,6 +360,7 @@ fn identity_headers(raw: RawIdentityHeaders) -> Result<IdentityHeaders, ConfigEr
         unionid: header_name("identity_headers.unionid", &raw.unionid)?,
         account_id: header_name("identity_headers.account_id", &raw.account_id)?,
         phone: header_name("identity_headers.phone", &raw.phone)?,
+        risk_rank: header_name("identity_headers.risk_rank", &raw.risk_rank)?,
     })
 }
 
@@ -416,6 +419,13 @@ mod tests {
         assert_eq!(c.admin.allow.len(), 2);
         assert!(c.admin.token.is_none());
         assert_eq!(c.identity_headers.openid.as_str(), "x-wx-openid");
+        assert_eq!(c.identity_headers.risk_rank.as_str(), "x-wx-risk-rank");
+        assert!(!c.relay.enabled && !c.risk.enabled);
+        assert_eq!(c.relay.paths.len(), DEFAULT_RELAY_PATHS.len());
+        assert_eq!(
+            (c.risk.scene, c.risk.block_at, c.risk.fail_open),
+            (0, 4, true)
+        );
     }
 
     #[test]

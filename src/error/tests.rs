@@ -13,7 +13,7 @@ async fn body_json(response: Response<Body>) -> (StatusCode, serde_json::Value) 
 }
 
 /// How many variants [`GatewayError`] has.
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 23;
 
 /// The number of `e`'s variant. A new variant does not compile here: give it the next
 /// number, bump [`VARIANTS`] and add it to [`every_variant`].
@@ -41,6 +41,8 @@ fn ordinal(e: &GatewayError) -> usize {
         E::WechatUnavailable { .. } => 18,
         E::StoreUnavailable => 19,
         E::UpstreamTimeout => 20,
+        E::DecryptFailed => 21,
+        E::RiskBlocked => 22,
     }
 }
 
@@ -94,6 +96,8 @@ fn every_variant() -> Vec<Row> {
             Some(("www-authenticate", "Bearer")),
         ),
         (E::AccountNotBound, 403, "account_not_bound", None, None),
+        (E::DecryptFailed, 400, "decrypt_failed", None, None),
+        (E::RiskBlocked, 403, "user_blocked", None, None),
         (E::Forbidden, 403, "forbidden", None, None),
         (E::NotFound, 404, "not_found", None, None),
         (

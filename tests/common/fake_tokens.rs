@@ -2,7 +2,8 @@
 //! `POST /cgi-bin/stable_token` in normal mode hands out the same token while it has at
 //! least the renewal window (5 minutes, shrinkable for tests) left, and a new one inside
 //! the window, the old one staying valid until its own expiry; `getuserphonenumber` checks
-//! the access_token (40001 unknown or invalidated, 42001 expired) and answers single-use
+//! the access_token with [`token_gate`] (40001 unknown or invalidated, 42001 expired; the
+//! other token endpoints of `fake_services.rs` share it) and answers single-use
 //! phone codes; a code made for one user (`add_phone_code_for`) is refused with 40029
 //! unless the body's `openid` is that user's, as WeChat checks. Test controls: invalidate
 //! the current token (as a `force_refresh` elsewhere would; optionally with stable_token
@@ -122,6 +123,33 @@ pub(super) fn stable_token(state: &Mutex<WxState>, body: &[u8]) -> Value {
     json!({"access_token": token, "expires_in": tk.lifetime.as_secs()})
 }
 
+/// The access_token check every token endpoint runs first: a queued error, else 40001 for
+/// an unknown or invalidated token, 42001 for an expired one; `Ok(appid)` of a valid one.
+pub(super) fn token_gate(
+    tk: &mut TokenState,
+    q: &HashMap<String, String>,
+) -> Result<String, Value> {
+    if let Some(errcode) = tk.queued_errors.pop_front() {
+        return Err(wx_error(errcode, "simulated token error"));
+    }
+    let presented = q.get("access_token").map(String::as_str).unwrap_or("");
+    let now = Instant::now();
+    match tk.issued.iter().find(|t| t.token == presented) {
+        Some(t) if t.expires_at <= now && !t.invalid => {
+            tk.rejected += 1;
+            Err(wx_error(42001, "access_token expired"))
+        }
+        Some(t) if !t.invalid => Ok(t.appid.clone()),
+        _ => {
+            tk.rejected += 1;
+            Err(wx_error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            ))
+        }
+    }
+}
+
 /// `POST /wxa/business/getuserphonenumber?access_token=...` with `{"code", "openid"?}`.
 pub(super) fn phone_number(
     state: &Mutex<WxState>,
@@ -130,26 +158,9 @@ pub(super) fn phone_number(
 ) -> Value {
     let mut st = state.lock().unwrap();
     let tk = &mut st.tokens;
-    if let Some(errcode) = tk.queued_errors.pop_front() {
-        return wx_error(errcode, "simulated token error");
-    }
-    let presented = q.get("access_token").map(String::as_str).unwrap_or("");
-    let now = Instant::now();
-    let appid = match tk.issued.iter().find(|t| t.token == presented) {
-        Some(t) if t.invalid => None,
-        Some(t) if t.expires_at <= now => {
-            tk.rejected += 1;
-            return wx_error(42001, "access_token expired");
-        }
-        Some(t) => Some(t.appid.clone()),
-        None => None,
-    };
-    let Some(appid) = appid else {
-        tk.rejected += 1;
-        return wx_error(
-            40001,
-            "invalid credential, access_token is invalid or not latest",
-        );
+    let appid = match token_gate(tk, q) {
+        Ok(appid) => appid,
+        Err(answer) => return answer,
     };
     let body = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
     let code = body["code"].as_str().unwrap_or_default();
@@ -264,7 +275,18 @@ impl FakeWechat {
     /// The next getuserphonenumber calls answer these errcodes, one each, whatever the
     /// token (the phone code is not consumed).
     pub fn queue_phone_errors(&self, errcodes: &[i64]) {
+        self.queue_token_errors(errcodes);
+    }
+
+    /// The next calls to any endpoint that takes an access_token (phone, checksession,
+    /// QR codes, subscribe send, risk rank) answer these errcodes, one each.
+    pub fn queue_token_errors(&self, errcodes: &[i64]) {
         self.tokens(|t| t.queued_errors.extend(errcodes));
+    }
+
+    /// Calls refused for an invalid or expired access_token, on every token endpoint.
+    pub fn rejected_calls(&self) -> usize {
+        self.tokens(|t| t.rejected)
     }
 
     /// Make stable_token answer `errcode` (None: work again).

@@ -3,7 +3,10 @@
 //! login codes, per-app secret checks, a slow mode (global or per path), call counters and
 //! the request bodies received.
 //! Endpoints are a match on the path; `stable_token` and `getuserphonenumber` live in
-//! `fake_tokens.rs`; any other path answers 40066 `invalid url`.
+//! `fake_tokens.rs`, checksession, QR codes, subscribe send and getuserriskrank in
+//! `fake_services.rs`; any other path answers 40066 `invalid url`. It remembers each user's
+//! current session_key (a newer login replaces it, as at WeChat) and the headers of every
+//! request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +18,7 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::fake_services::{self, Answer, ServiceState};
 use super::fake_tokens::{self, TokenState};
 use super::{TestBody, full, random_hex, spawn_server};
 
@@ -43,7 +47,11 @@ pub(super) struct WxState {
     calls: HashMap<String, usize>,
     queries: Vec<String>,
     bodies: Vec<(String, Vec<u8>)>,
+    headers: Vec<(String, hyper::HeaderMap)>,
+    /// The session_key WeChat holds now for (appid, openid): the newest login's.
+    pub(super) current_keys: HashMap<(String, String), String>,
     pub(super) tokens: TokenState,
+    pub(super) services: ServiceState,
 }
 
 /// Handle to a running fake WeChat; the server stops when this is dropped.
@@ -104,11 +112,26 @@ impl FakeWechat {
         unionid: Option<&str>,
     ) -> String {
         let session_key = format!("SESSIONKEY-{}==", random_hex(12));
+        self.add_code_with_key(appid, code, openid, unionid, &session_key);
+        session_key
+    }
+
+    /// A code of `appid`, valid once, whose login hands out `session_key` (e.g. the base64
+    /// of 16 bytes, so that data encrypted with it can be decrypted).
+    pub fn add_code_with_key(
+        &self,
+        appid: &str,
+        code: &str,
+        openid: &str,
+        unionid: Option<&str>,
+        session_key: &str,
+    ) {
+        let session_key = session_key.to_string();
         let entry = CodeEntry::Valid {
             appid: appid.to_string(),
             openid: openid.to_string(),
             unionid: unionid.map(str::to_string),
-            session_key: session_key.clone(),
+            session_key,
             used: false,
         };
         self.state
@@ -116,7 +139,6 @@ impl FakeWechat {
             .unwrap()
             .codes
             .insert(code.to_string(), entry);
-        session_key
     }
 
     /// A code that always answers `errcode` (as a JSON number).
@@ -163,6 +185,26 @@ impl FakeWechat {
         self.state.lock().unwrap().queries.clone()
     }
 
+    /// The headers of every request received on `path`, in order.
+    pub fn request_headers(&self, path: &str) -> Vec<hyper::HeaderMap> {
+        let st = self.state.lock().unwrap();
+        st.headers
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    /// The raw bodies received on `path`, in order.
+    pub fn raw_bodies(&self, path: &str) -> Vec<Vec<u8>> {
+        let st = self.state.lock().unwrap();
+        st.bodies
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
     /// The JSON bodies received on `path`, in order (`Null` for one that is not JSON).
     pub fn bodies(&self, path: &str) -> Vec<Value> {
         let st = self.state.lock().unwrap();
@@ -181,6 +223,7 @@ async fn handle(state: Arc<Mutex<WxState>>, req: Request<Incoming>) -> Response<
         let mut st = state.lock().unwrap();
         *st.calls.entry(path.clone()).or_default() += 1;
         st.queries.push(query.clone());
+        st.headers.push((path.clone(), req.headers().clone()));
         st.delay + st.path_delays.get(&path).copied().unwrap_or_default()
     };
     let input = match req.into_body().collect().await {
@@ -195,22 +238,22 @@ async fn handle(state: Arc<Mutex<WxState>>, req: Request<Incoming>) -> Response<
         tokio::time::sleep(delay).await;
     }
     let q = parse_query(&query);
-    let body = match path.as_str() {
-        "/sns/jscode2session" => jscode2session(&state, &q),
-        "/cgi-bin/stable_token" => fake_tokens::stable_token(&state, &input),
-        "/wxa/business/getuserphonenumber" => fake_tokens::phone_number(&state, &q, &input),
-        _ => wx_error(40066, "invalid url"),
+    let answer = match path.as_str() {
+        "/sns/jscode2session" => Answer::Json(jscode2session(&state, &q)),
+        "/cgi-bin/stable_token" => Answer::Json(fake_tokens::stable_token(&state, &input)),
+        "/wxa/business/getuserphonenumber" => {
+            Answer::Json(fake_tokens::phone_number(&state, &q, &input))
+        }
+        other => fake_services::handle(&state, other, &q, &input)
+            .unwrap_or_else(|| Answer::Json(wx_error(40066, "invalid url"))),
     };
-    Response::builder()
-        .status(200)
-        .header("content-type", "text/plain")
-        .body(full(body.to_string()))
-        .unwrap()
+    answer.into_response()
 }
 
 /// `GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code`.
 fn jscode2session(state: &Mutex<WxState>, q: &HashMap<String, String>) -> Value {
-    let mut st = state.lock().unwrap();
+    let mut guard = state.lock().unwrap();
+    let st = &mut *guard;
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     let Some(secret) = st.apps.get(get("appid")).cloned() else {
         return wx_error(40013, "invalid appid");
@@ -247,6 +290,9 @@ fn jscode2session(state: &Mutex<WxState>, q: &HashMap<String, String>) -> Value 
             if let Some(u) = unionid {
                 v["unionid"] = json!(u);
             }
+            let user = (appid, openid.clone());
+            let key = session_key.clone();
+            st.current_keys.insert(user, key);
             v
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod echo;
+pub mod fake_services;
 pub mod fake_tokens;
 pub mod fake_wechat;
 pub mod gateway;
