@@ -155,6 +155,7 @@ async fn dispatch<'a>(
                 Endpoint::Phone => &state.labels.phone,
                 Endpoint::Session => &state.labels.session,
                 Endpoint::Logout => &state.labels.logout,
+                Endpoint::Decrypt => &state.labels.decrypt,
             };
             // Boxed: the endpoints' futures are large, and every request's future would
             // otherwise be as large as the largest of them.

@@ -97,6 +97,7 @@ pub struct Labels {
     pub phone: Arc<str>,
     pub session: Arc<str>,
     pub logout: Arc<str>,
+    pub decrypt: Arc<str>,
     pub none: Arc<str>,
 }
 
@@ -136,6 +137,7 @@ impl AppState {
             phone: format!("{prefix}/phone").into(),
             session: format!("{prefix}/session").into(),
             logout: format!("{prefix}/logout").into(),
+            decrypt: format!("{prefix}/decrypt").into(),
             none: Arc::from("none"),
         };
         let wechat = Arc::new(WechatClient::new(config.wechat.clone(), metrics.clone()));

@@ -1,9 +1,10 @@
-//! The mini-program's endpoints: login, phone, session, logout.
+//! The mini-program's endpoints: login, phone, session, logout, decrypt.
 //!
 //! These handlers turn WeChat results into sessions and sessions into the contract's
 //! JSON. They own method checks, body limits and the login rate limit; WeChat calls live
 //! in `wechat`, storage in `session`, account lookups in `accounts`.
 
+pub mod decrypt;
 pub mod login;
 pub mod phone;
 mod session;
@@ -29,6 +30,7 @@ pub enum Endpoint {
     Phone,
     Session,
     Logout,
+    Decrypt,
 }
 
 impl Endpoint {
@@ -39,6 +41,7 @@ impl Endpoint {
             "/phone" => Some(Self::Phone),
             "/session" => Some(Self::Session),
             "/logout" => Some(Self::Logout),
+            "/decrypt" => Some(Self::Decrypt),
             _ => None,
         }
     }
@@ -52,7 +55,9 @@ pub async fn handle(
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let (allowed, allow) = match endpoint {
-        Endpoint::Login | Endpoint::Phone | Endpoint::Logout => (Method::POST, "POST"),
+        Endpoint::Login | Endpoint::Phone | Endpoint::Logout | Endpoint::Decrypt => {
+            (Method::POST, "POST")
+        }
         Endpoint::Session => (Method::GET, "GET, HEAD"),
     };
     let head_ok = endpoint == Endpoint::Session && req.method() == Method::HEAD;
@@ -62,8 +67,9 @@ pub async fn handle(
     match endpoint {
         Endpoint::Login => login::login(state, req, conn).await,
         Endpoint::Phone => phone::phone(state, req, conn).await,
-        Endpoint::Session => session::show(state, req.headers()).await,
+        Endpoint::Session => session::show(state, req.headers(), req.uri().query()).await,
         Endpoint::Logout => session::logout(state, req.headers()).await,
+        Endpoint::Decrypt => decrypt::decrypt(state, req).await,
     }
 }
 

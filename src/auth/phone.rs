@@ -1,5 +1,6 @@
 //! `POST {auth_prefix}/phone`: a `getPhoneNumber` code in, a verified phone (and maybe an
-//! account) on the session.
+//! account) on the session. The legacy button's `{"encryptedData", "iv"}` is accepted too
+//! (decrypted with the session's key; `code` wins when a body has both) and binds the same.
 //!
 //! Steps: rate limit (the login bucket), authenticate, exchange the code together with the
 //! session's openid (so WeChat refuses a code another user's button made) with the app's
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::decrypt::Encrypted;
 use super::{authenticate, identify, limit_client, outcome, read_json, required_code};
 use crate::accounts::{Binding, phone};
 use crate::conn::ConnInfo;
@@ -22,11 +24,13 @@ use crate::session::Session;
 use crate::state::AppState;
 use crate::wechat::phone::PhoneInfo;
 
-/// The body of a phone request.
+/// The body of a phone request: a button `code`, or the legacy encrypted shape.
 #[derive(Deserialize)]
 pub struct PhoneRequest {
     #[serde(default)]
     pub code: Option<String>,
+    #[serde(flatten)]
+    pub encrypted: Encrypted,
 }
 
 #[derive(Serialize)]
@@ -55,16 +59,16 @@ async fn verify(
     limit_client(state, req.headers(), conn)?;
     let (hash, session) = authenticate(state, req.headers()).await?;
     let body: PhoneRequest = read_json(state, req).await?;
-    let code = required_code(body.code.as_deref())?;
-    let appid = session.appid.clone();
-    let info = state
-        .tokens
-        .with_token(&appid, |token| {
-            let (wechat, appid) = (state.wechat.clone(), appid.clone());
-            let (openid, code) = (session.openid.clone(), code.to_string());
-            async move { wechat.phone_number(&token, &appid, &openid, &code).await }
-        })
-        .await?;
+    let has_code = body.code.as_deref().is_some_and(|c| !c.trim().is_empty());
+    let info = if !has_code && body.encrypted.present() {
+        let opened =
+            (body.encrypted.open(&session)).and_then(|data| legacy_phone(data, &session.appid));
+        state.metrics.services.record_decrypt(outcome(&opened));
+        opened?
+    } else {
+        let code = required_code(body.code.as_deref())?;
+        exchange_code(state, &session, code).await?
+    };
     let e164 = e164_of(&info)?;
     bind(state, &session, &e164).await?;
     let updated = Arc::new(Session {
@@ -85,6 +89,30 @@ async fn verify(
             account_id: account.as_deref(),
         },
     ))
+}
+
+/// Exchange a button code at WeChat, with the session's openid and the app's token.
+async fn exchange_code(
+    state: &AppState,
+    session: &Session,
+    code: &str,
+) -> Result<PhoneInfo, GatewayError> {
+    let appid = session.appid.clone();
+    state
+        .tokens
+        .with_token(&appid, |token| {
+            let (wechat, appid) = (state.wechat.clone(), appid.clone());
+            let (openid, code) = (session.openid.clone(), code.to_string());
+            async move { wechat.phone_number(&token, &appid, &openid, &code).await }
+        })
+        .await
+}
+
+/// The phone in decrypted legacy button data (its watermark already checked); data without
+/// `phoneNumber`, `purePhoneNumber` and `countryCode` is `decrypt_failed`.
+fn legacy_phone(data: serde_json::Value, appid: &str) -> Result<PhoneInfo, GatewayError> {
+    let wrapped = serde_json::json!({ "phone_info": data });
+    crate::wechat::phone::phone_info(wrapped, appid).map_err(|_| GatewayError::DecryptFailed)
 }
 
 /// The E.164 form of WeChat's phone answer: from its parts, else its full number.

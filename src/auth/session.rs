@@ -1,6 +1,8 @@
 //! `GET {auth_prefix}/session` and `POST {auth_prefix}/logout`.
 //!
-//! Both need a live gateway token. Logout removes the session from the store at once;
+//! Both need a live gateway token. `?verify=true` (or `1`) also asks WeChat's
+//! `checksession` and adds `session_key_valid` (`null` when WeChat could not be asked; the
+//! answer never fails because of it). Logout removes the session from the store at once;
 //! the answer is 204 only when the store confirmed it.
 
 use http::{HeaderMap, Response, StatusCode};
@@ -9,7 +11,10 @@ use serde::Serialize;
 use super::{authenticate, identify};
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
+use crate::metrics::KeyCheck;
+use crate::session::Session;
 use crate::state::AppState;
+use crate::wechat::session_check::key_check;
 
 #[derive(Serialize)]
 struct SessionResponse<'a> {
@@ -19,11 +24,21 @@ struct SessionResponse<'a> {
     account_id: Option<&'a str>,
     phone_number: Option<&'a str>,
     expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_key_valid: Option<Option<bool>>,
 }
 
-pub async fn show(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {
+pub async fn show(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response<Body>, GatewayError> {
     let (_, session) = authenticate(state, headers).await?;
     let who = identify(state, &session).await?;
+    let session_key_valid = match wants_verify(query) {
+        true => Some(check_key(state, &session).await),
+        false => None,
+    };
     Ok(json(
         StatusCode::OK,
         &SessionResponse {
@@ -33,8 +48,34 @@ pub async fn show(state: &AppState, headers: &HeaderMap) -> Result<Response<Body
             account_id: who.resolved.account.as_deref(),
             phone_number: who.resolved.phone.as_deref(),
             expires_at: humantime::format_rfc3339_seconds(session.expires_at).to_string(),
+            session_key_valid,
         },
     ))
+}
+
+/// Whether the query asks for `verify=true` or `verify=1`.
+fn wants_verify(query: Option<&str>) -> bool {
+    let Some(query) = query else { return false };
+    form_urlencoded::parse(query.as_bytes())
+        .any(|(k, v)| k == "verify" && (v == "true" || v == "1"))
+}
+
+/// checksession's word on the session's key: `Some(valid)`, or `None` when unknown.
+async fn check_key(state: &AppState, session: &Session) -> Option<bool> {
+    let result = state
+        .tokens
+        .with_token(&session.appid, |token| async move {
+            let (openid, key) = (&session.openid, &session.session_key);
+            state.wechat.check_session(&token, openid, key).await
+        })
+        .await;
+    let check = key_check(&result);
+    state.metrics.services.record_checksession(check);
+    match check {
+        KeyCheck::Valid => Some(true),
+        KeyCheck::Stale => Some(false),
+        KeyCheck::Unknown => None,
+    }
 }
 
 pub async fn logout(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {

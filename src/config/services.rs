@@ -86,7 +86,14 @@ pub struct RiskConfig {
     pub fail_open: bool,
 }
 
+/// Why a service that this build does not run yet cannot be turned on: a clear start-up
+/// error, never a switch that silently does nothing.
+const NOT_YET: &str = "is not available in this build yet (leave it false)";
+
 pub fn relay(raw: RawRelay) -> Result<RelayConfig, ConfigError> {
+    if raw.enabled {
+        return Err(ConfigError::key("relay.enabled", NOT_YET));
+    }
     let paths = raw
         .paths
         .iter()
@@ -116,6 +123,9 @@ fn relay_path(path: &str) -> Option<&str> {
 }
 
 pub fn risk(raw: RawRisk) -> Result<RiskConfig, ConfigError> {
+    if raw.enabled {
+        return Err(ConfigError::key("risk.enabled", NOT_YET));
+    }
     let block_at = u8::try_from(raw.block_at)
         .ok()
         .filter(|b| *b <= 4)
@@ -156,6 +166,12 @@ mod tests {
             ..RawRisk::default()
         };
         assert!(risk(raw(0)).is_ok() && risk(raw(4)).is_ok());
+        let on = RawRisk {
+            enabled: true,
+            ..RawRisk::default()
+        };
+        let e = risk(on).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("risk.enabled"), "{e}");
         for bad in [-1, 5, 300] {
             let e = risk(raw(bad))
                 .err()

@@ -5,8 +5,10 @@
 //! errcodes become contract errors here. Secrets travel only in the outgoing request and
 //! are never logged; answers are checked before anything is returned.
 
+pub mod crypt;
 pub mod errcode;
 pub mod phone;
+pub mod session_check;
 pub mod token;
 
 use std::sync::Arc;

@@ -97,6 +97,15 @@ impl FakeWechat {
         (appid, secret)
     }
 
+    /// Register a mini-program under a given appid (e.g. the one of WeChat's decrypt test
+    /// vector); returns its secret.
+    pub fn add_app_with_id(&self, appid: &str) -> String {
+        let secret = format!("APPSECRET-{}", random_hex(16));
+        let mut st = self.state.lock().unwrap();
+        st.apps.insert(appid.to_string(), secret.clone());
+        secret
+    }
+
     /// A code of the first app, valid once, for this identity; returns the session_key.
     pub fn add_code(&self, code: &str, openid: &str, unionid: Option<&str>) -> String {
         let appid = self.appid.clone();
