@@ -51,13 +51,14 @@ const IDENTITY_PREFIX: &[u8] = b"x-wx-";
 pub use crate::config::IdentityHeaders as IdentityNames;
 
 impl IdentityNames {
-    fn all(&self) -> [&HeaderName; 5] {
+    fn all(&self) -> [&HeaderName; 6] {
         [
             &self.openid,
             &self.appid,
             &self.unionid,
             &self.account_id,
             &self.phone,
+            &self.risk_rank,
         ]
     }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 fn names() -> IdentityNames {
     let c = Config::from_toml(
-        "[[apps]]\nappid='a'\nsecret='s'\n[identity_headers]\naccount_id='X-User-Id'\n",
+        "[[apps]]\nappid='a'\nsecret='s'\n[identity_headers]\naccount_id='X-User-Id'\nrisk_rank='Risk-Rank'\n",
         std::path::Path::new("."),
     );
     match c {
@@ -39,6 +39,8 @@ fn strips_every_spoofing_variant() {
         "x_user_id",
         "X.User.Id",
         "X-User-Id",
+        "risk_rank",
+        "RISK-RANK",
     ] {
         h.append(name(spoof), HeaderValue::from_static("forged"));
     }
