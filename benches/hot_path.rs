@@ -29,6 +29,7 @@ fn session(i: usize) -> Arc<Session> {
         unionid: None,
         session_key: Secret::new("tiihtNczf5v6AKRyjwEUhQ=="),
         phone: None,
+        risk_rank: None,
         expires_at: SystemTime::now() + Duration::from_secs(3600),
         identity: Default::default(),
     })

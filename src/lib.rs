@@ -6,7 +6,8 @@
 //!   timeouts, graceful shutdown, and the admin listener; [`conn`]: each connection's facts,
 //!   worked out at accept; [`worker`]: what each worker thread owns (upstream pools, counts).
 //! - [`router`]: path checks, then the auth endpoints, a proxy route, or 404.
-//! - [`auth`]: `/wx/login`, `/wx/phone`, `/wx/session`, `/wx/logout`: WeChat results become sessions.
+//! - [`auth`]: `/wx/login` (with the risk check), `/wx/phone`, `/wx/session`, `/wx/decrypt`,
+//!   `/wx/logout`: WeChat results become sessions.
 //! - [`wechat`]: the only code that talks to WeChat, with the access_token manager.
 //! - [`session`]: the `SessionStore` trait, its backends, token minting and hashing, and each
 //!   session's resolved identity (ready header values, rebuilt only when its sources change).
@@ -18,7 +19,8 @@
 //! - [`clock`], [`net`]: leaf helpers: Unix time for the stores, CIDR membership.
 //! - [`error`]: the contract's error codes and their single rendering.
 //! - [`metrics`]: counters and histograms in Prometheus text.
-//! - [`admin`]: probes, metrics, bindings and the access_token server on the admin listener.
+//! - [`admin`]: probes, metrics, bindings, the access_token server and the open-API relay on
+//!   the admin listener.
 //! - [`demo`]: the `wxgate demo` WeChat simulator and echo upstream (never used by `run`).
 
 pub mod accounts;

@@ -7,11 +7,9 @@
 
 mod common;
 
-use aes::Aes128;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
+use common::fake_services::encrypt;
 use common::{FakeWechat, Gateway, GatewayBuilder, Resp, assert_error, client, metric_sum, send};
 use serde_json::{Value, json};
 
@@ -53,16 +51,6 @@ async fn post(gw: &Gateway, path: &str, token: Option<&str>, body: Value) -> Res
         req = req.bearer_auth(t);
     }
     send(req).await
-}
-
-/// `plain` encrypted as the mini-program's SDK does, under `key` and `iv` (base64).
-fn encrypt(key: &str, iv: &str, plain: &Value) -> String {
-    let (key, iv) = (STANDARD.decode(key).unwrap(), STANDARD.decode(iv).unwrap());
-    let enc = cbc::Encryptor::<Aes128>::new_from_slices(&key, &iv).unwrap();
-    let plain = plain.to_string().into_bytes();
-    let mut buf = plain.clone();
-    buf.extend_from_slice(&[0u8; 16]);
-    STANDARD.encode(enc.encrypt_padded::<Pkcs7>(&mut buf, plain.len()).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
-//! `wxgate demo`'s phone lines still work now that phone codes are bound to their user:
-//! replaying the printed curl lines, bob's own `getPhoneNumber` code binds him to account
-//! 10002, and the printed attempt to use a code of bob's for alice is refused (400
-//! `invalid_code`, WeChat errcode 40029) and gives alice no phone.
+//! `wxgate demo`'s phone and service lines, replayed as printed: bob's own
+//! `getPhoneNumber` code binds him to account 10002, the printed attempt to use a code of
+//! bob's for alice is refused (400 `invalid_code`, WeChat errcode 40029) and gives alice no
+//! phone; carol's sealed data decrypts, her key checks valid, the relay serves a PNG and
+//! sends a message but refuses a path off its list, and mallory's risky login is refused.
 
 mod common;
 
@@ -60,6 +61,13 @@ fn body_of(line: &str) -> String {
     out.replace("$RANDOM", &random_hex(3))
 }
 
+/// The `-d '...'` body of a printed curl line (single-quoted: taken as it is).
+fn quoted_body_of(line: &str) -> String {
+    let start = line.find(" -d '").expect("a -d '...' body") + 5;
+    let end = line[start..].find('\'').expect("a closing quote");
+    line[start..start + end].to_string()
+}
+
 fn url_of(line: &str) -> String {
     let start = line.find("http://").expect("a URL");
     line[start..]
@@ -106,4 +114,49 @@ async fn demo_phone_lines_bind_bob_and_refuse_his_code_for_alice() {
     let session = line_with(&lines, &["/wx/session", "$TOKEN"]);
     let r = send(client().get(url_of(session)).bearer_auth(&alice)).await;
     assert_eq!(r.json()["phone_number"], Value::Null, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_service_lines_work_as_printed() {
+    let (_demo, lines) = demo_lines().await;
+    let carol = post(line_with(&lines, &["CAROL=$(", "/wx/login"]), None).await;
+    let carol = carol.json()["token"].as_str().unwrap().to_string();
+
+    let decrypt = line_with(&lines, &["/wx/decrypt", "$CAROL"]);
+    let req = client().post(url_of(decrypt)).bearer_auth(&carol);
+    let r = send(req.body(quoted_body_of(decrypt))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["stepInfoList"][0]["step"], 8042);
+
+    let verify = line_with(&lines, &["/wx/session?verify=true", "$CAROL"]);
+    let r = send(client().get(url_of(verify)).bearer_auth(&carol)).await;
+    assert_eq!(r.json()["session_key_valid"], true, "{}", r.text());
+
+    let qr = line_with(&lines, &["/wechat/api/wxa/getwxacodeunlimit"]);
+    let resp = client()
+        .post(url_of(qr))
+        .body(quoted_body_of(qr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert!(
+        resp.bytes()
+            .await
+            .unwrap()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
+
+    let message = line_with(&lines, &["/wechat/api/cgi-bin/message/subscribe/send"]);
+    let r = send(client().post(url_of(message)).body(quoted_body_of(message))).await;
+    assert_eq!(r.json()["errcode"], 0, "{}", r.text());
+    let setting = line_with(&lines, &["/wechat/api/cgi-bin/wxaapp/setting"]);
+    let r = send(client().post(url_of(setting)).body(quoted_body_of(setting))).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    let mallory = line_with(&lines, &["mallory-", "/wx/login"]);
+    let r = post(mallory, None).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "user_blocked");
 }

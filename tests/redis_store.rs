@@ -1,5 +1,5 @@
 //! The Redis store with a real `redis-server` (free port, no persistence): two gateway
-//! instances behave as one (login on A, use on B; logout on B is immediate on B and reaches
+//! instances behave as one (login on A, use on B with its risk rank; logout on B is immediate on B and reaches
 //! A within 1 s), a scan of every key and value finds no secret or personal data in clear,
 //! Redis stopped mid-traffic gives 503 `store_unavailable` (never 401, never a hang) and
 //! `/readyz` 503, then recovery on restart without restarting the gateway; bindings
@@ -35,13 +35,16 @@ async fn two_instances_share_sessions_and_logout() {
         return;
     };
     let (wx, echo) = (FakeWechat::start().await, Echo::start().await);
-    let b = builder(&wx, &echo, &redis, &encryption_key());
+    let b = builder(&wx, &echo, &redis, &encryption_key()).section("[risk]\nenabled = true");
     let (a, bb) = (b.clone().start().await, b.start().await);
+    wx.set_risk_rank("o-shared", 2);
     let token = login(&wx, &a, "o-shared").await;
     let t_login = Instant::now();
     assert_eq!(a.call("GET", "/req/on-a", Some(&token)).await.status, 200);
     assert_eq!(bb.call("GET", "/req/on-b", Some(&token)).await.status, 200);
     assert_eq!(echo.last().header("x-wx-openid"), Some("o-shared"));
+    // the login's risk rank travels with the session through Redis
+    assert_eq!(echo.last().header("x-wx-risk-rank"), Some("2"));
     assert_eq!(bb.session(&token).await.json()["openid"], "o-shared");
 
     let r = bb.call("POST", "/wx/logout", Some(&token)).await;

@@ -1,4 +1,5 @@
-//! The admin listener's endpoints: probes, metrics, bindings, the access_token server.
+//! The admin listener's endpoints: probes, metrics, bindings, the access_token server and
+//! the open-API relay.
 //!
 //! It binds its own (by default loopback) address, so probes, scrapes and support tools
 //! never mix with client traffic, and none of these paths exist on the public listener.
@@ -7,6 +8,7 @@
 
 mod access;
 mod bindings;
+mod relay;
 mod token;
 
 use std::net::IpAddr;
@@ -35,6 +37,8 @@ pub async fn handle(
     }
     let result = if let Some(rest) = path.strip_prefix("/bindings/") {
         bindings::handle(&state, req.method(), rest).await
+    } else if path.starts_with(relay::PREFIX) {
+        relay::handle(&state, req).await
     } else if path == "/wechat/access_token" {
         token::handle(&state, req, peer).await
     } else {

@@ -1,7 +1,7 @@
 //! `POST {auth_prefix}/login`: a `wx.login()` code in, a gateway token out.
 //!
 //! Steps: rate limit by client IP, parse `{code, appid?}`, exchange the code at WeChat,
-//! mint a token, store the session under the token's hash, answer with the identity and
+//! ask for the login's risk rank when `[risk]` is on, mint a token, store the session under the token's hash, answer with the identity and
 //! the resolved account. `session_key` stays in the store.
 
 use std::sync::Arc;
@@ -52,7 +52,7 @@ async fn exchange(
     req: Request<RequestBody>,
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    limit_client(state, req.headers(), conn)?;
+    let client_ip = limit_client(state, req.headers(), conn)?;
     let body: LoginRequest = read_json(state, req).await?;
     let code = required_code(body.code.as_deref())?;
     let app = state
@@ -63,6 +63,7 @@ async fn exchange(
             None => GatewayError::invalid("`appid` is required when several apps are configured"),
         })?;
     let identity = state.wechat.code_to_session(app, code).await?;
+    let risk_rank = super::risk::check(state, &app.appid, &identity.openid, client_ip).await?;
     let ttl = state.config.session.ttl;
     let binding = state.bindings.get(&app.appid, &identity.openid).await?;
     let session = Arc::new(Session {
@@ -71,6 +72,7 @@ async fn exchange(
         unionid: identity.unionid.filter(|u| !u.is_empty()).map(Into::into),
         session_key: identity.session_key,
         phone: None,
+        risk_rank,
         expires_at: SystemTime::now() + ttl,
         identity: Default::default(),
     });

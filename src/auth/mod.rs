@@ -7,8 +7,10 @@
 pub mod decrypt;
 pub mod login;
 pub mod phone;
+mod risk;
 mod session;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -73,14 +75,16 @@ pub async fn handle(
     }
 }
 
-/// Take one token from the client's login bucket (shared by login and phone).
+/// Take one token from the client's login bucket (shared by login and phone); the client
+/// IP it was charged to.
 pub fn limit_client(
     state: &AppState,
     headers: &HeaderMap,
     conn: &ConnInfo,
-) -> Result<(), GatewayError> {
+) -> Result<IpAddr, GatewayError> {
     let client = conn.client(headers, &state.config.server.trusted_proxies);
-    state.limiter.check(client.ip)
+    state.limiter.check(client.ip)?;
+    Ok(client.ip)
 }
 
 /// The trimmed `code` of a login or phone request: required, at most 512 bytes.
@@ -118,25 +122,27 @@ pub async fn read_json<T: DeserializeOwned>(
     state: &AppState,
     req: Request<RequestBody>,
 ) -> Result<T, GatewayError> {
+    let bytes = read_body(state, req).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::InvalidRequest(format!("the body is not the expected JSON: {e}").into())
+    })
+}
+
+/// Read a whole body of at most `max_body_bytes` (413 beyond; 408 or 400 when it stalls or
+/// breaks off).
+pub async fn read_body(state: &AppState, req: Request<RequestBody>) -> Result<Bytes, GatewayError> {
     let limit = state.config.server.max_body_bytes;
     let declared = crate::http::declared_length(req.headers());
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(GatewayError::PayloadTooLarge);
-        }
-        Err(e) => {
-            return Err(BodyError::find(e.as_ref()).map_or(
-                GatewayError::invalid("the request body could not be read"),
-                GatewayError::from,
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the body is not the expected JSON: {e}").into())
-    })
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
+        Err(e) => Err(BodyError::find(e.as_ref()).map_or(
+            GatewayError::invalid("the request body could not be read"),
+            GatewayError::from,
+        )),
+    }
 }

@@ -4,6 +4,7 @@
 //! work when pasted. This module is reachable only from the `demo` command.
 
 mod echo;
+mod services;
 mod simulator;
 
 use std::convert::Infallible;
@@ -59,7 +60,7 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let (Some(gw), Some(adm)) = (server.public_addr(), server.admin_addr()) else {
         return Err("cannot read the demo's listening addresses".into());
     };
-    print_instructions(gw, adm);
+    print_instructions(gw, adm, &simulator);
     server.serve(shutdown_signal()).await;
     Ok(())
 }
@@ -74,6 +75,10 @@ appid = "{APPID}"
 secret = "{secret}"
 [server]
 drain_timeout = "2s"
+[relay]
+enabled = true
+[risk]
+enabled = true
 [[routes]]
 prefix = "/api/"
 upstream = "http://{upstream}"
@@ -111,8 +116,10 @@ where
     Ok(addr)
 }
 
-fn print_instructions(gw: SocketAddr, admin: SocketAddr) {
+fn print_instructions(gw: SocketAddr, admin: SocketAddr, simulator: &Simulator) {
     let base = format!("http://{gw}");
+    let (sealed, iv) = simulator.sealed_for_carol();
+    let carol = simulator.openid_for("carol");
     let text = format!(
         r#"wxgate demo is running: gateway {base}, admin http://{admin}
 (in memory, with a built-in WeChat simulator and an echo upstream; Ctrl-C stops it)
@@ -143,7 +150,24 @@ curl -s -i {base}/api/hello
 curl -s {base}/wx/session -H "Authorization: Bearer $TOKEN"
 curl -s -i -X POST {base}/wx/logout -H "Authorization: Bearer $TOKEN"
 
-# 7. Metrics, and bob's durable binding on the admin listener
+# 7. Encrypted data (as wx.getWeRunData hands it over) opened with carol's session_key, which only the gateway holds
+CAROL=$(curl -s -X POST {base}/wx/login -d "{{\"code\":\"carol-$RANDOM$RANDOM\"}}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+curl -s -X POST {base}/wx/decrypt -H "Authorization: Bearer $CAROL" -d '{{"encryptedData":"{sealed}","iv":"{iv}"}}'
+
+# 8. Is carol's session_key still WeChat's current one? (checksession; false once she logged in again elsewhere)
+curl -s "{base}/wx/session?verify=true" -H "Authorization: Bearer $CAROL"
+
+# 9. Legacy code calls WeChat's open API through the admin listener; the gateway adds the access_token
+curl -s -o wxgate-qr.png -w '%{{http_code}} %{{content_type}} %{{size_download}} bytes\n' -X POST "http://{admin}/wechat/api/wxa/getwxacodeunlimit" -d '{{"scene":"order=42"}}'
+curl -s -X POST "http://{admin}/wechat/api/cgi-bin/message/subscribe/send" -d '{{"touser":"{carol}","template_id":"TEMPLATE","data":{{}}}}'
+#    A path off the [relay] paths allow-list is 404, so the relay cannot change the app's settings
+curl -s -X POST "http://{admin}/wechat/api/cgi-bin/wxaapp/setting" -d '{{}}'
+
+# 10. The login risk check: WeChat rates "mallory" rank 4, so she gets 403 user_blocked and no session
+#     (everyone else is rank 0; the echo in step 2 shows X-WX-RISK-RANK: 0)
+curl -s -X POST {base}/wx/login -d "{{\"code\":\"mallory-$RANDOM$RANDOM\"}}"
+
+# 11. Metrics, and bob's durable binding on the admin listener
 curl -s http://{admin}/bindings/{APPID}/$(curl -s {base}/wx/session -H "Authorization: Bearer $BOB" | sed -E 's/.*"openid":"([^"]+)".*/\1/')
 curl -s http://{admin}/metrics
 "#

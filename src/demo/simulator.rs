@@ -2,12 +2,14 @@
 //!
 //! Also `stable_token` and `getuserphonenumber` (codes `phone-<mainland number>-<user>-<anything>`,
 //! made by `<user>`'s button: refused with 40029 unless the call names that user's openid,
-//! as WeChat checks). Codes are single-use; `<user>-<anything>` logs in as a stable openid derived from
-//! `<user>`; a code starting with `bad` is invalid (40029). Answers are HTTP 200 with
-//! `text/plain` JSON, like the real servers. Only `demo` starts it; `run` never can.
+//! as WeChat checks), and the services of [`super::services`]. Codes are single-use;
+//! `<user>-<anything>` logs in as a stable openid derived from `<user>`; a code starting
+//! with `bad` is invalid (40029). Answers are HTTP 200 with `text/plain` JSON (or an image),
+//! like the real servers. Only `demo` starts it; `run` never can.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -17,6 +19,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::services::Reply;
 use crate::http::{Body, text};
 
 /// The simulator's state.
@@ -24,18 +27,28 @@ pub struct Simulator {
     pub appid: String,
     pub secret: String,
     used: Mutex<HashSet<String>>,
-    access_token: String,
+    pub(super) access_token: String,
+    /// Each user's current session_key (the newest login's), for checksession.
+    pub(super) keys: Mutex<HashMap<String, String>>,
+    /// The key every login of "carol" gets, so the demo can print data sealed for her.
+    pub carol_key: [u8; 16],
+    pub(super) messages: AtomicU64,
 }
 
 impl Simulator {
     pub fn new(appid: &str, secret: &str) -> Self {
         let mut token = [0u8; 24];
         let _ = getrandom::fill(&mut token);
+        let mut carol_key = [0u8; 16];
+        let _ = getrandom::fill(&mut carol_key);
         Self {
             appid: appid.into(),
             secret: secret.into(),
             used: Mutex::new(HashSet::new()),
             access_token: URL_SAFE_NO_PAD.encode(token),
+            keys: Mutex::default(),
+            carol_key,
+            messages: AtomicU64::new(0),
         }
     }
 
@@ -59,7 +72,14 @@ impl Simulator {
             "/sns/jscode2session" => self.jscode2session(&query),
             "/cgi-bin/stable_token" => self.stable_token(&read_json(req).await),
             "/wxa/business/getuserphonenumber" => self.phone_number(&query, &read_json(req).await),
-            _ => error(40066, "invalid url"),
+            _ => {
+                let body = read_json(req).await;
+                match self.service(&path, &query, &body) {
+                    Some(Reply::Png(png)) => return Ok(text(StatusCode::OK, "image/png", png)),
+                    Some(Reply::Json(v)) => v,
+                    None => error(40066, "invalid url"),
+                }
+            }
         };
         Ok(text(StatusCode::OK, "text/plain", body.to_string()))
     }
@@ -88,11 +108,17 @@ impl Simulator {
             return error(40163, "code been used");
         }
         let user = code.split('-').next().unwrap_or(code);
-        let mut key = [0u8; 16];
-        let _ = getrandom::fill(&mut key);
+        let mut key = self.carol_key;
+        if user != "carol" {
+            let _ = getrandom::fill(&mut key);
+        }
+        let (key, openid) = (STANDARD.encode(key), self.openid_for(user));
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(openid.clone(), key.clone());
+        }
         json!({
-            "session_key": STANDARD.encode(key),
-            "openid": self.openid_for(user),
+            "session_key": key,
+            "openid": openid,
             "unionid": self.unionid_for(user),
         })
     }
@@ -164,6 +190,6 @@ fn derive(scope: &str, kind: &str, user: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{scope}:{kind}:{user}").as_bytes()))
 }
 
-fn error(errcode: i64, errmsg: &str) -> Value {
+pub(super) fn error(errcode: i64, errmsg: &str) -> Value {
     json!({"errcode": errcode, "errmsg": format!("{errmsg}, rid: demo")})
 }

@@ -54,12 +54,14 @@ impl Identity {
         resolved: Resolved,
         stamp: Stamp,
     ) -> Self {
+        let rank = session.risk_rank.map(|r| r.to_string());
         let fields = [
             (&names.openid, Some(&*session.openid)),
             (&names.appid, Some(&*session.appid)),
             (&names.unionid, session.unionid.as_deref()),
             (&names.account_id, resolved.account.as_deref()),
             (&names.phone, resolved.phone.as_deref()),
+            (&names.risk_rank, rank.as_deref()),
         ];
         let headers = fields
             .into_iter()
@@ -172,6 +174,7 @@ mod tests {
             unionid: None,
             session_key: Secret::new("k"),
             phone: None,
+            risk_rank: None,
             expires_at: SystemTime::now() + Duration::from_secs(60),
             identity: IdentitySlot::default(),
         }

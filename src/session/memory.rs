@@ -151,6 +151,7 @@ mod tests {
             unionid: None,
             session_key: Secret::new("k"),
             phone: None,
+            risk_rank: None,
             expires_at: SystemTime::now() + ttl,
             identity: Default::default(),
         })

@@ -31,6 +31,8 @@ pub struct Session {
     pub session_key: Secret,
     /// A verified phone in E.164, once `/wx/phone` succeeded.
     pub phone: Option<Box<str>>,
+    /// WeChat's login risk rank (0..=4), when `[risk]` asked for one.
+    pub risk_rank: Option<u8>,
     pub expires_at: SystemTime,
     /// The identity resolved from this session, once a proxied route needed it.
     pub identity: IdentitySlot,

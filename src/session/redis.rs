@@ -36,6 +36,8 @@ struct Stored {
     unionid: Option<Box<str>>,
     session_key: String,
     phone: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    risk_rank: Option<u8>,
     expires_at_ms: u64,
 }
 
@@ -77,6 +79,7 @@ impl RedisStore {
             unionid: s.unionid,
             session_key: Secret::new(s.session_key),
             phone: s.phone,
+            risk_rank: s.risk_rank,
             expires_at: UNIX_EPOCH + Duration::from_millis(s.expires_at_ms),
             identity: Default::default(),
         })
@@ -103,6 +106,7 @@ impl RedisStore {
             unionid: session.unionid.clone(),
             session_key: session.session_key.expose().to_string(),
             phone: session.phone.clone(),
+            risk_rank: session.risk_rank,
             expires_at_ms: unix_ms(session.expires_at),
         };
         let name = self.key(key);

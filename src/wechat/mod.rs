@@ -8,6 +8,8 @@
 pub mod crypt;
 pub mod errcode;
 pub mod phone;
+pub mod relay;
+pub mod risk;
 pub mod session_check;
 pub mod token;
 

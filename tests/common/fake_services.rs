@@ -8,7 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use aes::Aes128;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
 use hmac::{KeyInit, Mac};
 use hyper::Response;
 use serde_json::{Value, json};
@@ -102,6 +107,16 @@ fn checksession(st: &mut WxState, appid: &str, q: &HashMap<String, String>) -> V
         st.services.checks_bad += 1;
         wx_error(87009, "invalid signature")
     }
+}
+
+/// `plain` encrypted as the mini-program's SDK does, under `key` and `iv` (base64).
+pub fn encrypt(key: &str, iv: &str, plain: &Value) -> String {
+    let (key, iv) = (STANDARD.decode(key).unwrap(), STANDARD.decode(iv).unwrap());
+    let enc = cbc::Encryptor::<Aes128>::new_from_slices(&key, &iv).unwrap();
+    let plain = plain.to_string().into_bytes();
+    let mut buf = plain.clone();
+    buf.extend_from_slice(&[0u8; 16]);
+    STANDARD.encode(enc.encrypt_padded::<Pkcs7>(&mut buf, plain.len()).unwrap())
 }
 
 /// `hex(HMAC-SHA256(key = the session_key string, message = ""))`.

@@ -5,9 +5,14 @@
 //! code of 1–128 characters from `[A-Za-z0-9_-]` works once and names its user: the openid
 //! is `o` + the code. Wrong appid 40013, wrong secret 40125, wrong grant_type 40002, a code
 //! of another shape 40029, a code used before 40163 (errmsg with a `rid` suffix).
-//! `/cgi-bin/stable_token` gives a fixed access_token; any other path 40066 `invalid url`.
+//! `/cgi-bin/stable_token` gives the current access_token (`bench_access_token_<generation>`);
+//! `/cgi-bin/message/subscribe/send` answers `{"errcode":0,...}` to the current token and
+//! 40001 to any other, as the open-API relay's target. With `--churn-ms N` the current
+//! token is invalidated every N ms (as a force_refresh elsewhere would), so the next
+//! stable_token call hands out the next one. `GET /_stats` tells how many stable_token
+//! calls, sends and 40001 refusals there were. Any other path 40066 `invalid url`.
 //!
-//! fake-wechat --listen 127.0.0.1:P --appid wx… --secret S [--delay-ms 50]
+//! fake-wechat --listen 127.0.0.1:P --appid wx… --secret S [--delay-ms 50] [--churn-ms 0]
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -35,6 +40,11 @@ struct Wechat {
     delay: Duration,
     used: Mutex<HashSet<String>>,
     served: AtomicU64,
+    /// The current access_token's generation; older tokens are refused with 40001.
+    generation: AtomicU64,
+    token_fetches: AtomicU64,
+    sends: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Wechat {
@@ -85,6 +95,38 @@ impl Wechat {
     }
 }
 
+impl Wechat {
+    fn stable_token(&self) -> String {
+        self.token_fetches.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::Relaxed);
+        format!(r#"{{"access_token":"bench_access_token_{generation}","expires_in":7200}}"#)
+    }
+
+    fn subscribe_send(&self, query: &str) -> String {
+        let current = format!("bench_access_token_{}", self.generation.load(Ordering::Relaxed));
+        let token = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+        let n = self.served.fetch_add(1, Ordering::Relaxed);
+        if token.as_deref() != Some(current.as_str()) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return wx_error(40001, "invalid credential, access_token is invalid or not latest", n);
+        }
+        let msgid = self.sends.fetch_add(1, Ordering::Relaxed) + 1;
+        format!(r#"{{"errcode":0,"errmsg":"ok","msgid":{msgid}}}"#)
+    }
+
+    fn stats(&self) -> String {
+        format!(
+            r#"{{"stable_token":{},"sent":{},"refused":{},"generation":{}}}"#,
+            self.token_fetches.load(Ordering::Relaxed),
+            self.sends.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+            self.generation.load(Ordering::Relaxed),
+        )
+    }
+}
+
 fn wx_error(errcode: i64, msg: &str, n: u64) -> String {
     format!(r#"{{"errcode":{errcode},"errmsg":"{msg}, rid: {n:08x}-bench"}}"#)
 }
@@ -99,9 +141,9 @@ async fn handle(
             tokio::time::sleep(wx.delay).await;
             wx.jscode2session(&query)
         }
-        "/cgi-bin/stable_token" => {
-            r#"{"access_token":"bench_access_token","expires_in":7200}"#.to_owned()
-        }
+        "/cgi-bin/stable_token" => wx.stable_token(),
+        "/cgi-bin/message/subscribe/send" => wx.subscribe_send(req.uri().query().unwrap_or("")),
+        "/_stats" => wx.stats(),
         _ => wx_error(
             40066,
             "invalid url",
@@ -124,7 +166,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         delay: Duration::from_millis(args.get_or("delay-ms", 50)?),
         used: Mutex::new(HashSet::new()),
         served: AtomicU64::new(0),
+        generation: AtomicU64::new(0),
+        token_fetches: AtomicU64::new(0),
+        sends: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
     });
+    let churn = Duration::from_millis(args.get_or("churn-ms", 0)?);
+    if !churn.is_zero() {
+        let wx = wx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(churn);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                wx.generation.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
     let listener = TcpListener::bind(listen).await?;
     loop {
         let stream = match listener.accept().await {
