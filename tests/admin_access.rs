@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::raw;
-use common::{Echo, FakeWechat, Gateway, GatewayBuilder, assert_error, client, send};
+use common::{Echo, FakeWechat, Gateway, GatewayBuilder, assert_error, client, client_from, send};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -33,17 +32,6 @@ fn data_paths(appid: &str) -> Vec<String> {
         "/metrics/x".into(),
         "//healthz".into(),
     ]
-}
-
-/// A client whose connections come from `ip` (any 127.0.0.0/8 address works on Linux).
-fn client_from(ip: &str) -> reqwest::Client {
-    let ip: IpAddr = ip.parse().unwrap();
-    reqwest::Client::builder()
-        .no_proxy()
-        .local_address(ip)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
 }
 
 async fn get(c: &reqwest::Client, gw: &Gateway, path: &str) -> common::Resp {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Echo, FakeWechat, Gateway, GatewayBuilder, client, send, wait_until};
+use common::{Echo, FakeWechat, Gateway, GatewayBuilder, assert_clean, client, send, wait_until};
 use serde_json::json;
 
 /// Log in with success and error codes; returns (tokens, session keys, response dumps).
@@ -69,15 +69,6 @@ async fn traffic(gw: &Gateway, tokens: &[String]) -> Vec<String> {
         dumps.push(send(client().get(gw.admin_url(p))).await.dump());
     }
     dumps
-}
-
-fn assert_clean(what: &str, text: &str, secrets: &[String]) {
-    for s in secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "{what} contains the secret {s:?}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{FakeWechat, Gateway, GatewayBuilder, assert_error, client, metric_sum, raw, send};
+use common::{
+    FakeWechat, Gateway, GatewayBuilder, assert_error, client, client_from, metric_sum, raw, send,
+};
 use serde_json::{Value, json};
 
 const STABLE: &str = "/cgi-bin/stable_token";
@@ -42,13 +42,7 @@ async fn relay_is_off_by_default_and_refused_to_other_peers() {
 
     let gw = relay_on(&wx, "").await;
     // 127.0.0.2 is outside the default `[admin] allow` (loopback /32 and ::1)
-    let other: IpAddr = "127.0.0.2".parse().unwrap();
-    let c = reqwest::Client::builder()
-        .no_proxy()
-        .local_address(other)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let c = client_from("127.0.0.2");
     for path in ["wxa/getwxacodeunlimit", "cgi-bin/wxaapp/setting"] {
         let r = send(c.post(relay_url(&gw, path)).json(&body)).await;
         assert_error(&r, 403, "forbidden");
@@ -331,4 +325,31 @@ async fn a_token_refused_mid_traffic_costs_one_refresh_and_no_failed_call() {
     assert_eq!(refused as usize, wx.rejected_calls());
     let logs = gw.logs();
     assert!(!logs.contains(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_wechat_is_503_and_the_relay_recovers() {
+    let wx = FakeWechat::start().await;
+    let gw = GatewayBuilder::new(&wx)
+        .wechat("timeout", "\"300ms\"")
+        .section("[relay]\nenabled = true")
+        .start()
+        .await;
+    let message = json!({"touser": "o-slow"});
+    wx.set_path_delay(SEND, std::time::Duration::from_secs(2));
+    let r = post(&gw, "cgi-bin/message/subscribe/send", &message).await;
+    assert_error(&r, 503, "wechat_unavailable");
+    wx.set_path_delay(SEND, std::time::Duration::ZERO);
+    let r = post(&gw, "cgi-bin/message/subscribe/send", &message).await;
+    assert_eq!(r.json()["errcode"], 0, "{}", r.text());
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "wxgate_wechat_errors_total",
+            "outcome=\"wechat_unavailable\""
+        ),
+        1.0,
+        "{m}"
+    );
 }

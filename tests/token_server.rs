@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{FakeWechat, Gateway, GatewayBuilder, assert_error, client, metric_sum, send};
+use common::{
+    FakeWechat, Gateway, GatewayBuilder, assert_error, client, client_from, metric_sum, send,
+};
 use serde_json::{Value, json};
 
 const STABLE: &str = "/cgi-bin/stable_token";
@@ -84,13 +85,7 @@ async fn peers_outside_the_allow_list_get_403() {
     let wx = FakeWechat::start().await;
     let gw = enabled(&wx, "").await;
     // default allow is loopback 127.0.0.1/32 and ::1/128: 127.0.0.2 is outside
-    let other: IpAddr = "127.0.0.2".parse().unwrap();
-    let c = reqwest::Client::builder()
-        .no_proxy()
-        .local_address(other)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let c = client_from("127.0.0.2");
     let url = gw.admin_url(&format!("/wechat/access_token?appid={}", wx.appid));
     let r = send(c.get(&url)).await;
     let err = assert_error(&r, 403, "forbidden");

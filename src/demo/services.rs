@@ -16,7 +16,7 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
 use serde_json::{Value, json};
 
-use super::simulator::{Simulator, error};
+use super::simulator::{Query, Simulator, error};
 use crate::secret::Secret;
 use crate::wechat::session_check::signature;
 
@@ -44,14 +44,8 @@ impl Simulator {
         if !known {
             return None;
         }
-        let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let get = |k: &str| {
-            q.iter()
-                .find(|(key, _)| key == k)
-                .map_or("", |(_, v)| v.as_str())
-        };
+        let q = Query::parse(query);
+        let get = |k| q.get(k);
         if get("access_token") != self.access_token {
             return Some(Reply::Json(error(
                 40001,

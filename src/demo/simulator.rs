@@ -85,15 +85,8 @@ impl Simulator {
     }
 
     fn jscode2session(&self, query: &str) -> Value {
-        let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let get = |k: &str| {
-            q.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
+        let q = Query::parse(query);
+        let get = |k| q.get(k);
         if get("appid") != self.appid {
             return error(40013, "invalid appid");
         }
@@ -146,8 +139,7 @@ impl Simulator {
     /// Phone codes look like `phone-<mainland number>-<user>[-<anything>]`; each works once,
     /// and only for `<user>`'s openid.
     fn phone_number(&self, query: &str, body: &Value) -> Value {
-        let token = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token");
-        if token.is_none_or(|(_, v)| v != self.access_token.as_str()) {
+        if Query::parse(query).get("access_token") != self.access_token {
             return error(
                 40001,
                 "invalid credential, access_token is invalid or not latest",
@@ -173,6 +165,27 @@ impl Simulator {
             "phoneNumber": number, "purePhoneNumber": number, "countryCode": "86",
             "watermark": {"timestamp": 1_700_000_000, "appid": self.appid},
         }})
+    }
+}
+
+/// A request's query pairs, decoded.
+pub(super) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(super) fn parse(query: &str) -> Self {
+        Self(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`, or "".
+    pub(super) fn get(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
 

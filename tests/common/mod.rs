@@ -87,6 +87,55 @@ pub fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address works on Linux).
+pub fn client_from(ip: &str) -> reqwest::Client {
+    let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("reqwest client")
+}
+
+/// Assert that `text` contains none of `secrets`; `what` names it in the failure.
+pub fn assert_clean(what: &str, text: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "{what} contains the secret {s:?}"
+        );
+    }
+}
+
+/// The leak scan's usual places: every response dump, every request the upstream saw,
+/// `/metrics`, and the gateway's output (which must have at least `min_log_lines`).
+pub async fn assert_nothing_leaked(
+    gw: &Gateway,
+    echo: &Echo,
+    dumps: &[String],
+    secrets: &[String],
+    min_log_lines: usize,
+) {
+    for (i, d) in dumps.iter().enumerate() {
+        assert_clean(&format!("client response #{i}"), d, secrets);
+    }
+    for rec in echo.records() {
+        assert_clean(
+            &format!("upstream request {}", rec.uri),
+            &rec.dump(),
+            secrets,
+        );
+    }
+    assert_clean("/metrics", &gw.metrics().await, secrets);
+    let logs = gw.logs();
+    assert!(
+        logs.lines().count() >= min_log_lines,
+        "little output at trace:\n{logs}"
+    );
+    assert_clean("the gateway's log output", &logs, secrets);
+}
+
 /// A fully read response.
 #[derive(Debug, Clone)]
 pub struct Resp {
