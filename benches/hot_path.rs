@@ -1,8 +1,10 @@
 //! Micro-benchmarks of what every proxied request pays for: the session lookup of a
 //! required route (hash the bearer token, look it up in a memory store of 10k sessions)
 //! and the header rewrite (sanitise the client's headers, inject the identity, set
-//! X-Forwarded-*). `cargo bench --bench hot_path`; CI runs each once (`cargo test --bench
-//! hot_path`, criterion's test mode, in the test profile).
+//! X-Forwarded-*), and with `[identity_token]` the signed assertion (a cached one, as
+//! nearly every request gets it, and a fresh ES256 signature, as one request per session,
+//! route and half-lifetime pays). `cargo bench --bench hot_path`; CI runs each once
+//! (`cargo test --bench hot_path`, criterion's test mode, in the test profile).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,6 +14,8 @@ use std::time::{Duration, SystemTime};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::header::{AUTHORIZATION, HOST, HeaderMap, HeaderName, HeaderValue};
 use wxgate::accounts::Resolved;
+use wxgate::assertion::{Claims, Signer};
+use wxgate::config::Config;
 use wxgate::config::IdentityHeaders;
 use wxgate::limit::ClientAddr;
 use wxgate::proxy::headers::{self, Hop, IdentityNames};
@@ -123,7 +127,7 @@ fn identity(names: &IdentityNames) -> Identity {
         bindings: 0,
         fresh_until: None,
     };
-    Identity::build(names, &session, resolved, stamp)
+    Identity::build(names, &session, resolved, stamp, 0)
 }
 
 fn header_rewrite(c: &mut Criterion) {
@@ -161,5 +165,58 @@ fn header_rewrite(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, token_lookup, header_rewrite);
+/// A signer over a fresh P-256 key, as `[identity_token]` builds it.
+fn signer() -> Signer {
+    use base64::Engine;
+    let rng = ring::rand::SystemRandom::new();
+    let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .expect("a P-256 key");
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let toml = format!(
+        "[[apps]]\nappid='wx1'\nsecret='s'\n[identity_token]\nenabled=true\n\
+         signing_key='''-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----'''\n"
+    );
+    let config = Config::from_toml(&toml, std::path::Path::new(".")).expect("config");
+    Signer::new(config.identity_token.as_ref().expect("identity_token on"))
+}
+
+fn assertion(c: &mut Criterion) {
+    let names = identity_names();
+    let signer = signer();
+    let mut session = Arc::unwrap_or_clone(session(7));
+    session.risk_rank = Some(0);
+    let resolved = Resolved {
+        account: Some("acct-7".into()),
+        phone: None,
+    };
+    let stamp = Stamp {
+        accounts: 0,
+        bindings: 0,
+        fresh_until: None,
+    };
+    let id = Identity::build(&names, &session, resolved, stamp, 1);
+    let claims = Claims {
+        sub: "acct-7",
+        openid: &session.openid,
+        appid: &session.appid,
+        unionid: None,
+        account_id: Some("acct-7"),
+        phone_number: None,
+        risk_rank: Some(0),
+    }
+    .fragment();
+    let mut group = c.benchmark_group("assertion");
+    group.bench_function("cached", |b| {
+        b.iter(|| black_box(id.assertion(&signer, 0, "orders-api")))
+    });
+    group.bench_function("sign", |b| {
+        b.iter(|| black_box(signer.sign(&claims, "orders-api", SystemTime::now())))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, token_lookup, header_rewrite, assertion);
 criterion_main!(benches);

@@ -25,6 +25,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod assertion;
 pub mod auth;
 pub mod clock;
 pub mod config;

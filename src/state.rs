@@ -10,6 +10,7 @@ use http::HeaderValue;
 
 use crate::accounts::redis_bindings::RedisBindings;
 use crate::accounts::{AccountResolver, BindingStore, LocalBindings};
+use crate::assertion::Signer;
 use crate::config::{Config, RouteConfig, StoreKind};
 use crate::limit::LoginLimiter;
 use crate::metrics::Metrics;
@@ -89,6 +90,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Labels for requests that match no route, or the auth endpoints.
     pub labels: Labels,
+    /// Signs `X-WX-JWT-ASSERTION`; `None` when `[identity_token]` is off.
+    pub signer: Option<Signer>,
 }
 
 /// Metric labels that are not route prefixes.
@@ -142,6 +145,7 @@ impl AppState {
         };
         let wechat = Arc::new(WechatClient::new(config.wechat.clone(), metrics.clone()));
         Self {
+            signer: config.identity_token.as_ref().map(Signer::new),
             tokens: TokenManager::new(&config.apps, wechat.clone(), backends.tokens),
             wechat,
             store: backends.sessions,
@@ -161,6 +165,11 @@ impl AppState {
             accounts: &self.accounts,
             bindings: &*self.bindings,
             names: &self.config.identity_headers,
+            signed_routes: if self.signer.is_some() {
+                self.routes.len()
+            } else {
+                0
+            },
         }
     }
 }

@@ -2,7 +2,8 @@
 //! `getPhoneNumber` code binds him to account 10002, the printed attempt to use a code of
 //! bob's for alice is refused (400 `invalid_code`, WeChat errcode 40029) and gives alice no
 //! phone; carol's sealed data decrypts, her key checks valid, the relay serves a PNG and
-//! sends a message but refuses a path off its list, and mallory's risky login is refused.
+//! sends a message but refuses a path off its list, the signing keys are published, and
+//! mallory's risky login is refused.
 
 mod common;
 
@@ -71,7 +72,7 @@ fn quoted_body_of(line: &str) -> String {
 fn url_of(line: &str) -> String {
     let start = line.find("http://").expect("a URL");
     line[start..]
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ';')
         .next()
         .unwrap()
         .to_string()
@@ -154,6 +155,10 @@ async fn demo_service_lines_work_as_printed() {
     let setting = line_with(&lines, &["/wechat/api/cgi-bin/wxaapp/setting"]);
     let r = send(client().post(url_of(setting)).body(quoted_body_of(setting))).await;
     assert_eq!(r.status, 404, "{}", r.text());
+
+    let jwks = line_with(&lines, &["/.well-known/jwks.json"]);
+    let r = send(client().get(url_of(jwks))).await;
+    assert_eq!(r.json()["keys"][0]["alg"], "ES256", "{}", r.text());
 
     let mallory = line_with(&lines, &["mallory-", "/wx/login"]);
     let r = post(mallory, None).await;

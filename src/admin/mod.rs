@@ -52,7 +52,10 @@ async fn probes(
     method: &Method,
     path: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let known = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let known = matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/.well-known/jwks.json"
+    );
     if !known {
         return Err(GatewayError::NotFound);
     }
@@ -62,12 +65,24 @@ async fn probes(
     Ok(match path {
         "/healthz" => json(StatusCode::OK, &json!({"status": "ok"})),
         "/readyz" => ready(state).await,
+        "/.well-known/jwks.json" => jwks(state)?,
         _ => text(
             StatusCode::OK,
             CONTENT_TYPE,
             state.metrics.render(state.store.live_sessions().await),
         ),
     })
+}
+
+/// The public keys of `X-WX-JWT-ASSERTION`; 404 while `[identity_token]` is off.
+fn jwks(state: &AppState) -> Result<Response<Body>, GatewayError> {
+    let signer = state.signer.as_ref().ok_or(GatewayError::NotFound)?;
+    let mut response = text(StatusCode::OK, "application/json", signer.jwks());
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
 }
 
 /// Ready when the session store answers and bindings can be written.

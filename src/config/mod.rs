@@ -5,6 +5,7 @@
 //! the key and what to fix. Nothing here starts a server or touches the network.
 
 mod expand;
+mod identity_token;
 mod raw;
 mod services;
 mod upstream_tls;
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 
 use crate::secret::Secret;
 
+pub use identity_token::IdentityTokenConfig;
 pub use services::{DEFAULT_RELAY_PATHS, RelayConfig, RiskConfig};
 pub use validate::parse_duration;
 
@@ -62,6 +64,8 @@ pub struct Config {
     pub token_server: TokenServerConfig,
     pub relay: RelayConfig,
     pub risk: RiskConfig,
+    /// The signed identity assertion; `None` when `[identity_token]` is off.
+    pub identity_token: Option<IdentityTokenConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +171,8 @@ pub struct RouteConfig {
     /// For an `https://` upstream: the rustls client config (its roots, ALPN `http/1.1`),
     /// built once at load. `None` for `http://`.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The signed identity's `aud` on this route: `audience`, else the prefix.
+    pub audience: std::sync::Arc<str>,
 }
 
 /// The header names under which identity reaches the upstream.

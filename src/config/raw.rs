@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub relay: super::services::RawRelay,
     #[serde(default)]
     pub risk: super::services::RawRisk,
+    #[serde(default)]
+    pub identity_token: super::identity_token::RawIdentityToken,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +210,9 @@ pub struct RawRoute {
     /// CA certificates (PEM) an `https://` upstream must chain to, instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// The signed identity's `aud` on this route (default: the prefix).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 fn default_auth() -> String {

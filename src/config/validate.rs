@@ -49,6 +49,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         },
         relay: super::services::relay(raw.relay)?,
         risk: super::services::risk(raw.risk)?,
+        identity_token: super::identity_token::identity_token(raw.identity_token, base)?,
     })
 }
 
@@ -336,7 +337,18 @@ fn routes(raw: Vec<RawRoute>, base: &Path) -> Result<Vec<RouteConfig>, ConfigErr
             let upstream = http_uri(&format!("{key}.upstream"), &r.upstream)?;
             let ca_file = r.ca_file.map(|f| resolve(base, &f));
             let tls = super::upstream_tls::for_route(&key, &upstream, ca_file.as_deref())?;
+            let audience = match r.audience {
+                Some(a) if a.is_empty() => {
+                    return Err(ConfigError::key(
+                        &format!("{key}.audience"),
+                        "must not be empty (leave it out to use the prefix)",
+                    ));
+                }
+                Some(a) => a,
+                None => r.prefix.clone(),
+            };
             Ok(RouteConfig {
+                audience: audience.into(),
                 prefix: r.prefix,
                 upstream,
                 auth,

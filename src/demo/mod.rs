@@ -39,8 +39,12 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let wechat = spawn_http(simulator.clone(), |sim, req| sim.handle(req)).await?;
     let upstream = spawn_http(Arc::new(()), |_, req| echo::handle(req)).await?;
 
-    let config = Config::from_toml(&demo_config(&secret, wechat, upstream), Path::new("."))
-        .map_err(|e| format!("demo config: {e}"))?;
+    let signing_key = ephemeral_signing_key()?;
+    let config = Config::from_toml(
+        &demo_config(&secret, &signing_key, wechat, upstream),
+        Path::new("."),
+    )
+    .map_err(|e| format!("demo config: {e}"))?;
     let mut accounts = AccountsFile::default();
     accounts
         .openid
@@ -65,7 +69,26 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-fn demo_config(secret: &str, wechat: SocketAddr, upstream: SocketAddr) -> String {
+/// A P-256 key for this run's signed identity, as PKCS#8 PEM (never written anywhere).
+fn ephemeral_signing_key() -> Result<String, String> {
+    use base64::Engine;
+    let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|_| "cannot generate the demo's signing key".to_string())?;
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    Ok(format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"
+    ))
+}
+
+fn demo_config(
+    secret: &str,
+    signing_key: &str,
+    wechat: SocketAddr,
+    upstream: SocketAddr,
+) -> String {
     format!(
         r#"
 [wechat]
@@ -79,6 +102,9 @@ drain_timeout = "2s"
 enabled = true
 [risk]
 enabled = true
+[identity_token]
+enabled = true
+signing_key = '''{signing_key}'''
 [[routes]]
 prefix = "/api/"
 upstream = "http://{upstream}"
@@ -167,7 +193,11 @@ curl -s -X POST "http://{admin}/wechat/api/cgi-bin/wxaapp/setting" -d '{{}}'
 #     (everyone else is rank 0; the echo in step 2 shows X-WX-RISK-RANK: 0)
 curl -s -X POST {base}/wx/login -d "{{\"code\":\"mallory-$RANDOM$RANDOM\"}}"
 
-# 11. Metrics, and bob's durable binding on the admin listener
+# 11. The echo in step 2 also got X-WX-JWT-ASSERTION: an ES256 JWT the upstream can verify against these public keys
+#     (see examples/verify-upstream/ for a few lines of Python that do)
+curl -s http://{admin}/.well-known/jwks.json
+
+# 12. Metrics, and bob's durable binding on the admin listener
 curl -s http://{admin}/bindings/{APPID}/$(curl -s {base}/wx/session -H "Authorization: Bearer $BOB" | sed -E 's/.*"openid":"([^"]+)".*/\1/')
 curl -s http://{admin}/metrics
 "#

@@ -137,6 +137,12 @@ impl Exchange<'_> {
         headers::sanitize(&mut parts.headers, names, conn.peer_trusted);
         if let Some(identity) = caller {
             identity.inject(&mut parts.headers);
+            if let Some(signer) = &self.state.signer
+                && let Some(assertion) =
+                    identity.assertion(signer, self.route.index, &self.route.config.audience)
+            {
+                parts.headers.insert(crate::assertion::HEADER, assertion);
+            }
         }
         let hop = Hop {
             client,

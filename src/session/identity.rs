@@ -5,17 +5,19 @@
 //! time a session is used on a proxied route and cached on the session; it is built again
 //! only when its [`Stamp`] no longer holds: the accounts file was reloaded, a binding
 //! changed on this instance, or (shared bindings) the binding it was built from may have
-//! changed on another replica. A request then copies pointers. Nothing here talks to
-//! WeChat or decides an HTTP answer.
+//! changed on another replica. A request then copies pointers. With `[identity_token]`
+//! on, it also holds the claims to sign and, per route, the signed assertion until half its
+//! lifetime is gone. Nothing here talks to WeChat or decides an HTTP answer.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Session;
 use crate::accounts::{AccountResolver, BindingStore, Resolved};
+use crate::assertion::{Claims, Signed, Signer};
 use crate::config::IdentityHeaders;
 use crate::error::GatewayError;
 
@@ -44,15 +46,21 @@ pub struct Identity {
     /// The identity headers, in order; values that are not header text are left out.
     headers: Vec<(HeaderName, HeaderValue)>,
     stamp: Stamp,
+    /// The claims of the signed assertion (empty when `[identity_token]` is off).
+    claims: Box<str>,
+    /// Per route (by index), the last assertion signed for it.
+    assertions: Box<[ArcSwapOption<Signed>]>,
 }
 
 impl Identity {
-    /// Build the identity of `session`, resolved as `resolved`.
+    /// Build the identity of `session`, resolved as `resolved`, with room for assertions on
+    /// `signed_routes` routes (0: none are signed).
     pub fn build(
         names: &IdentityHeaders,
         session: &Session,
         resolved: Resolved,
         stamp: Stamp,
+        signed_routes: usize,
     ) -> Self {
         let rank = session.risk_rank.map(|r| r.to_string());
         let fields = [
@@ -70,11 +78,45 @@ impl Identity {
                 Some((name.clone(), value))
             })
             .collect();
+        let claims = if signed_routes == 0 {
+            Box::default()
+        } else {
+            let fallback_sub = format!("{}:{}", session.appid, session.openid);
+            Claims {
+                sub: resolved.account.as_deref().unwrap_or(&fallback_sub),
+                openid: &session.openid,
+                appid: &session.appid,
+                unionid: session.unionid.as_deref(),
+                account_id: resolved.account.as_deref(),
+                phone_number: resolved.phone.as_deref(),
+                risk_rank: session.risk_rank,
+            }
+            .fragment()
+        };
         Self {
             resolved,
             headers,
             stamp,
+            claims,
+            assertions: (0..signed_routes).map(|_| ArcSwapOption::empty()).collect(),
         }
+    }
+
+    /// The signed assertion for the route at `route` (whose `aud` is `audience`): the one
+    /// signed before while it has more than half its lifetime left, else a new one.
+    pub fn assertion(&self, signer: &Signer, route: usize, audience: &str) -> Option<HeaderValue> {
+        let slot = self.assertions.get(route)?;
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(signed) = &*slot.load()
+            && secs < signed.renew_at
+        {
+            return Some(signed.value.clone());
+        }
+        let signed = signer.sign(&self.claims, audience, now)?;
+        let value = signed.value.clone();
+        slot.store(Some(Arc::new(signed)));
+        Some(value)
     }
 
     /// Whether the identity carries an account.
@@ -114,6 +156,8 @@ pub struct Resolver<'a> {
     pub accounts: &'a AccountResolver,
     pub bindings: &'a dyn BindingStore,
     pub names: &'a IdentityHeaders,
+    /// How many routes get a signed assertion (0 when `[identity_token]` is off).
+    pub signed_routes: usize,
 }
 
 impl Resolver<'_> {
@@ -138,7 +182,13 @@ impl Resolver<'_> {
             bindings,
             fresh_until: lookup.fresh_until,
         };
-        let id = Arc::new(Identity::build(self.names, session, resolved, stamp));
+        let id = Arc::new(Identity::build(
+            self.names,
+            session,
+            resolved,
+            stamp,
+            self.signed_routes,
+        ));
         session.identity.0.store(Some(id.clone()));
         Ok(id)
     }
@@ -200,6 +250,7 @@ mod tests {
             accounts: &accounts,
             bindings: &bindings,
             names: &names,
+            signed_routes: 0,
         };
         let s = session();
         let first = resolver.identity(&s).await.ok();
@@ -256,6 +307,7 @@ mod tests {
             accounts: &accounts,
             bindings: &Stale,
             names: &names,
+            signed_routes: 0,
         };
         let s = session();
         let first = resolver.identity(&s).await.ok();
