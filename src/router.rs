@@ -150,6 +150,8 @@ async fn dispatch<'a>(
     };
     match target {
         Target::Auth(endpoint) => {
+            // the audit log names the request as the response does
+            req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             let label = match endpoint {
                 Endpoint::Login => &state.labels.login,
                 Endpoint::Phone => &state.labels.phone,

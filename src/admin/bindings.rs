@@ -2,21 +2,26 @@
 //!
 //! Shows or removes one durable binding: the verified phone it records and the account the
 //! current accounts file gives that phone. Live sessions of that user see a removal from
-//! their next request.
+//! their next request; a removal is written to the audit log.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use http::{Method, Response, StatusCode};
+use std::net::IpAddr;
+
+use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::json;
 
 use crate::accounts::Binding;
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
+use crate::logging::audit::{Audit, Event};
 use crate::state::AppState;
 
 pub async fn handle(
     state: &AppState,
     method: &Method,
+    headers: &HeaderMap,
+    peer: IpAddr,
     rest: &str,
 ) -> Result<Response<Body>, GatewayError> {
     let Some((appid, openid)) = rest
@@ -35,6 +40,10 @@ pub async fn handle(
         Method::DELETE => match state.bindings.remove(&appid, &openid).await? {
             true => {
                 tracing::info!(appid = %appid, "binding removed by an admin request");
+                let mut audit = Audit::of_request(headers, peer);
+                audit.appid = Some(appid);
+                audit.openid = Some(openid);
+                audit.write(Event::BindingDeleted, "ok");
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             false => Err(GatewayError::NotFound),

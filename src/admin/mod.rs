@@ -36,7 +36,7 @@ pub async fn handle(
         return e.into_response();
     }
     let result = if let Some(rest) = path.strip_prefix("/bindings/") {
-        bindings::handle(&state, req.method(), rest).await
+        bindings::handle(&state, req.method(), req.headers(), peer, rest).await
     } else if path.starts_with(relay::PREFIX) {
         relay::handle(&state, req).await
     } else if path == "/wechat/access_token" {

@@ -15,6 +15,7 @@ use crate::accounts::Resolved;
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
+use crate::logging::audit::{Audit, Event};
 use crate::session::{Session, Token};
 use crate::state::AppState;
 
@@ -42,8 +43,19 @@ pub async fn login(
     req: Request<RequestBody>,
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let result = exchange(state, req, conn).await;
-    state.metrics.record_login(outcome(&result));
+    let client_ip = conn
+        .client(req.headers(), &state.config.server.trusted_proxies)
+        .ip;
+    let mut audit = Audit::of_request(req.headers(), client_ip);
+    let result = exchange(state, req, conn, &mut audit).await;
+    let outcome = outcome(&result);
+    state.metrics.record_login(outcome);
+    let event = if result.is_ok() {
+        Event::Login
+    } else {
+        Event::LoginFailed
+    };
+    audit.write(event, outcome);
     result
 }
 
@@ -51,6 +63,7 @@ async fn exchange(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
     conn: &ConnInfo,
+    audit: &mut Audit,
 ) -> Result<Response<Body>, GatewayError> {
     let client_ip = limit_client(state, req.headers(), conn)?;
     let body: LoginRequest = read_json(state, req).await?;
@@ -62,7 +75,9 @@ async fn exchange(
             Some(_) => GatewayError::invalid("unknown `appid`"),
             None => GatewayError::invalid("`appid` is required when several apps are configured"),
         })?;
+    audit.appid = Some(app.appid.clone());
     let identity = state.wechat.code_to_session(app, code).await?;
+    audit.openid = Some(identity.openid.clone());
     let risk_rank = super::risk::check(state, &app.appid, &identity.openid, client_ip).await?;
     let ttl = state.config.session.ttl;
     let binding = state.bindings.get(&app.appid, &identity.openid).await?;
@@ -78,10 +93,12 @@ async fn exchange(
     });
     let token = Token::mint()?;
     state.store.put(token.hash(), session.clone()).await?;
-    let Resolved { account, .. } = state
+    let Resolved { account, phone } = state
         .accounts
         .resolve(session.subject(), binding.as_deref());
     tracing::debug!(appid = %session.appid, account = account.as_deref(), "login");
+    audit.account_id = account.as_deref().map(str::to_owned);
+    audit.phone = phone.as_deref().map(str::to_owned);
     Ok(json(
         StatusCode::OK,
         &LoginResponse {

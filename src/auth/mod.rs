@@ -70,7 +70,7 @@ pub async fn handle(
         Endpoint::Login => login::login(state, req, conn).await,
         Endpoint::Phone => phone::phone(state, req, conn).await,
         Endpoint::Session => session::show(state, req.headers(), req.uri().query()).await,
-        Endpoint::Logout => session::logout(state, req.headers()).await,
+        Endpoint::Logout => session::logout(state, req.headers(), conn).await,
         Endpoint::Decrypt => decrypt::decrypt(state, req).await,
     }
 }

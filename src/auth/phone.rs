@@ -20,6 +20,7 @@ use crate::accounts::{Binding, phone};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, RequestBody, json};
+use crate::logging::audit::{Audit, Event};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::wechat::phone::PhoneInfo;
@@ -46,8 +47,15 @@ pub async fn phone(
     req: Request<RequestBody>,
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let result = verify(state, req, conn).await;
+    let client_ip = conn
+        .client(req.headers(), &state.config.server.trusted_proxies)
+        .ip;
+    let mut audit = Audit::of_request(req.headers(), client_ip);
+    let result = verify(state, req, conn, &mut audit).await;
     state.metrics.record_phone(outcome(&result));
+    if result.is_ok() {
+        audit.write(Event::PhoneVerified, "ok");
+    }
     result
 }
 
@@ -55,6 +63,7 @@ async fn verify(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
     conn: &ConnInfo,
+    audit: &mut Audit,
 ) -> Result<Response<Body>, GatewayError> {
     limit_client(state, req.headers(), conn)?;
     let (hash, session) = authenticate(state, req.headers()).await?;
@@ -76,6 +85,10 @@ async fn verify(
         ..(*session).clone()
     });
     let account = state.accounts.resolve(updated.subject(), None).account;
+    audit.appid = Some(session.appid.to_string());
+    audit.openid = Some(session.openid.to_string());
+    audit.account_id = account.as_deref().map(str::to_owned);
+    audit.phone = Some(e164.clone());
     // only a session that still exists: a logout during the WeChat call stays a logout
     if !state.store.update(hash, updated).await? {
         return Err(GatewayError::Unauthenticated);

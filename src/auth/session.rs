@@ -3,14 +3,16 @@
 //! Both need a live gateway token. `?verify=true` (or `1`) also asks WeChat's
 //! `checksession` and adds `session_key_valid` (`null` when WeChat could not be asked; the
 //! answer never fails because of it). Logout removes the session from the store at once;
-//! the answer is 204 only when the store confirmed it.
+//! the answer is 204 only when the store confirmed it, and the audit log records it.
 
 use http::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 
 use super::{authenticate, identify};
+use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
+use crate::logging::audit::{Audit, Event};
 use crate::metrics::KeyCheck;
 use crate::session::Session;
 use crate::state::AppState;
@@ -78,8 +80,23 @@ async fn check_key(state: &AppState, session: &Session) -> Option<bool> {
     }
 }
 
-pub async fn logout(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {
-    let (hash, _) = authenticate(state, headers).await?;
+pub async fn logout(
+    state: &AppState,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let (hash, session) = authenticate(state, headers).await?;
     state.store.remove(&hash).await?;
+    let client_ip = conn
+        .client(headers, &state.config.server.trusted_proxies)
+        .ip;
+    let mut audit = Audit::of_request(headers, client_ip);
+    audit.appid = Some(session.appid.to_string());
+    audit.openid = Some(session.openid.to_string());
+    if let Ok(identity) = identify(state, &session).await {
+        audit.account_id = identity.resolved.account.as_deref().map(str::to_owned);
+        audit.phone = identity.resolved.phone.as_deref().map(str::to_owned);
+    }
+    audit.write(Event::Logout, "ok");
     Ok(empty(StatusCode::NO_CONTENT))
 }

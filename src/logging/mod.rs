@@ -10,6 +10,7 @@
 //! write per batch, not one per request. A line is always written whole.
 
 mod access;
+pub mod audit;
 
 use std::cell::OnceCell;
 use std::io::Write;
