@@ -2,7 +2,7 @@
 //! WeChat error, hit an invalidated access_token (40001 retry), a watermark mismatch and a
 //! conflict, no access_token, app secret or session_key appears in the gateway's output at
 //! `RUST_LOG=trace`, in any response on the public listener, in any request the upstream
-//! received, or in `/metrics`.
+//! received, or in `/metrics`; phones show in the logs only masked, in the audit lines.
 
 mod common;
 
@@ -90,4 +90,13 @@ async fn no_access_token_leaks_anywhere() {
     secrets.extend(keys.iter().map(|k| k.trim_end_matches('=').to_string()));
     assert!(echo.count() >= 6, "the upstream saw too little");
     assert_nothing_leaked(&gw, &echo, &dumps, &secrets, 20).await;
+    // the audit log names phones masked only, and no other line names them at all
+    let logs = gw.logs();
+    assert!(
+        logs.contains("+86138****8000"),
+        "no masked phone in the audit log"
+    );
+    for phone in ["13800138000", "4155550123", "13900139000"] {
+        assert!(!logs.contains(phone), "the phone {phone} is in the logs");
+    }
 }

@@ -24,14 +24,7 @@ pub async fn handle(
     peer: IpAddr,
     rest: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let Some((appid, openid)) = rest
-        .split_once('/')
-        .filter(|(a, o)| !a.is_empty() && !o.is_empty() && !o.contains('/'))
-    else {
-        return Err(GatewayError::NotFound);
-    };
-    let appid = decode(appid);
-    let openid = decode(openid);
+    let (appid, openid) = super::user_path(rest).ok_or(GatewayError::NotFound)?;
     match *method {
         Method::GET | Method::HEAD => match state.bindings.get(&appid, &openid).await? {
             Some(b) => Ok(show(state, &appid, &openid, &b)),
@@ -70,11 +63,4 @@ fn show(state: &AppState, appid: &str, openid: &str, b: &Binding) -> Response<Bo
             "bound_at": humantime::format_rfc3339_seconds(bound_at).to_string(),
         }),
     )
-}
-
-fn decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("x={segment}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| segment.to_string())
 }

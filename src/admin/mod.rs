@@ -1,5 +1,5 @@
-//! The admin listener's endpoints: probes, metrics, bindings, the access_token server and
-//! the open-API relay.
+//! The admin listener's endpoints: probes, metrics, the JWKS, bindings, a user's sessions,
+//! the access_token server and the open-API relay.
 //!
 //! It binds its own (by default loopback) address, so probes, scrapes and support tools
 //! never mix with client traffic, and none of these paths exist on the public listener.
@@ -9,6 +9,7 @@
 mod access;
 mod bindings;
 mod relay;
+mod sessions;
 mod token;
 
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub async fn handle(
     }
     let result = if let Some(rest) = path.strip_prefix("/bindings/") {
         bindings::handle(&state, req.method(), req.headers(), peer, rest).await
+    } else if let Some(rest) = path.strip_prefix("/sessions/") {
+        sessions::handle(&state, req.method(), req.headers(), peer, rest).await
     } else if path.starts_with(relay::PREFIX) {
         relay::handle(&state, req).await
     } else if path == "/wechat/access_token" {
@@ -45,6 +48,21 @@ pub async fn handle(
         probes(&state, req.method(), &path).await
     };
     result.unwrap_or_else(GatewayError::into_response)
+}
+
+/// `{appid}/{openid}` of a per-user admin path, each segment percent-decoded.
+fn user_path(rest: &str) -> Option<(String, String)> {
+    let (appid, openid) = rest
+        .split_once('/')
+        .filter(|(a, o)| !a.is_empty() && !o.is_empty() && !o.contains('/'))?;
+    Some((decode(appid), decode(openid)))
+}
+
+fn decode(segment: &str) -> String {
+    form_urlencoded::parse(format!("x={segment}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_string())
 }
 
 async fn probes(

@@ -93,6 +93,16 @@ async fn exchange(
     });
     let token = Token::mint()?;
     state.store.put(token.hash(), session.clone()).await?;
+    let cap = state.config.session.max_per_user;
+    if cap > 0 {
+        let evicted = state
+            .store
+            .end_user_sessions(&session.appid, &session.openid, cap)
+            .await?;
+        for _ in 0..evicted {
+            audit.write(Event::SessionEvicted, "ok");
+        }
+    }
     let Resolved { account, phone } = state
         .accounts
         .resolve(session.subject(), binding.as_deref());

@@ -123,6 +123,8 @@ pub struct SessionConfig {
     pub store: StoreKind,
     pub ttl: Duration,
     pub data_dir: PathBuf,
+    /// Live sessions a user may hold; a login past it ends the oldest (0: no limit).
+    pub max_per_user: usize,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -135,6 +135,7 @@ pub struct RawSession {
     pub store: String,
     pub ttl: String,
     pub data_dir: String,
+    pub max_per_user: u32,
 }
 
 impl Default for RawSession {
@@ -143,6 +144,7 @@ impl Default for RawSession {
             store: "memory".into(),
             ttl: "7d".into(),
             data_dir: "./data".into(),
+            max_per_user: 0,
         }
     }
 }

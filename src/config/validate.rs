@@ -253,6 +253,7 @@ fn session(raw: RawSession, base: &Path) -> Result<SessionConfig, ConfigError> {
         store,
         ttl: parse_duration("session.ttl", &raw.ttl)?,
         data_dir: resolve(base, &raw.data_dir),
+        max_per_user: raw.max_per_user as usize,
     })
 }
 

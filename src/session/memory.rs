@@ -7,7 +7,8 @@
 //! update that comes after a removal finds nothing and stores nothing. Expired sessions
 //! are never returned; they are swept out a shard at a time as logins come in, and whole
 //! when the live sessions are counted. No lock here is held across an await, so nothing a
-//! slow WeChat call does can hold up a lookup.
+//! slow WeChat call does can hold up a lookup. A [`UserIndex`] knows each user's sessions
+//! in creation order, for `max_per_user` and the admin's per-user list and revocation.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,7 +18,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{Session, SessionStore, TokenHash};
+use super::users::UserIndex;
+use super::{Session, SessionStore, TokenHash, UserSession};
 use crate::error::GatewayError;
 
 /// Shards of the table: enough that the writers of logins rarely meet.
@@ -53,6 +55,7 @@ pub struct MemoryStore {
     shards: Box<[RwLock<Shard>]>,
     /// Counts stores, to pick the next shard to sweep.
     stores: AtomicUsize,
+    users: UserIndex,
 }
 
 impl MemoryStore {
@@ -60,6 +63,7 @@ impl MemoryStore {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             stores: AtomicUsize::new(0),
+            users: UserIndex::default(),
         }
     }
 
@@ -80,10 +84,52 @@ impl MemoryStore {
     fn sweep_some(&self) {
         let n = self.stores.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(SWEEP_EVERY) {
-            let shard = &self.shards[(n / SWEEP_EVERY) % SHARDS];
-            let now = SystemTime::now();
-            Self::write(shard).retain(|_, s| !s.is_expired(now));
+            self.sweep(&self.shards[(n / SWEEP_EVERY) % SHARDS]);
         }
+    }
+
+    /// Drop a shard's expired sessions (and their index entries); how many are left.
+    fn sweep(&self, shard: &RwLock<Shard>) -> usize {
+        let now = SystemTime::now();
+        let mut gone = Vec::new();
+        let left = {
+            let mut shard = Self::write(shard);
+            shard.retain(|k, s| {
+                let live = !s.is_expired(now);
+                if !live {
+                    gone.push((*k, s.clone()));
+                }
+                live
+            });
+            shard.len()
+        };
+        self.users.forget(gone.iter().map(|(k, s)| (*k, &**s)));
+        left
+    }
+
+    /// Remove one session, and its index entry.
+    fn remove_now(&self, key: &TokenHash) {
+        let removed = Self::write(self.shard_of(key)).remove(key);
+        if let Some(session) = removed {
+            self.users.forget([(*key, &*session)]);
+        }
+    }
+
+    /// The user's live sessions with their keys, oldest first.
+    fn live_of(&self, appid: &str, openid: &str) -> Vec<(TokenHash, UserSession)> {
+        let now = SystemTime::now();
+        self.users
+            .entries(appid, openid)
+            .into_iter()
+            .filter_map(|e| {
+                let session = Self::read(self.shard_of(&e.key)).get(&e.key).cloned()?;
+                let times = UserSession {
+                    created_at: e.created_at,
+                    expires_at: session.expires_at,
+                };
+                (!session.is_expired(now)).then_some((e.key, times))
+            })
+            .collect()
     }
 }
 
@@ -96,7 +142,11 @@ impl Default for MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
-        Self::write(self.shard_of(&key)).insert(key, session);
+        let replaced = Self::write(self.shard_of(&key)).insert(key, session.clone());
+        if let Some(old) = replaced {
+            self.users.forget([(key, &*old)]);
+        }
+        self.users.add(key, &session, SystemTime::now());
         self.sweep_some();
         Ok(())
     }
@@ -118,7 +168,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn remove(&self, key: &TokenHash) -> Result<(), GatewayError> {
-        Self::write(self.shard_of(key)).remove(key);
+        self.remove_now(key);
         Ok(())
     }
 
@@ -127,14 +177,34 @@ impl SessionStore for MemoryStore {
     }
 
     async fn live_sessions(&self) -> Option<u64> {
-        let now = SystemTime::now();
-        let mut live = 0u64;
-        for shard in &self.shards {
-            let mut shard = Self::write(shard);
-            shard.retain(|_, s| !s.is_expired(now));
-            live += shard.len() as u64;
-        }
+        let live = self.shards.iter().map(|s| self.sweep(s) as u64).sum();
         Some(live)
+    }
+
+    async fn user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Vec<UserSession>, GatewayError> {
+        Ok(self
+            .live_of(appid, openid)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
+    }
+
+    async fn end_user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+        keep: usize,
+    ) -> Result<usize, GatewayError> {
+        let live = self.live_of(appid, openid);
+        let ending = live.len().saturating_sub(keep);
+        for (key, _) in &live[..ending] {
+            self.remove_now(key);
+        }
+        Ok(ending)
     }
 }
 
@@ -196,6 +266,44 @@ mod tests {
         assert!(store.remove(&key).await.is_ok());
         assert!(matches!(store.update(key, s).await, Ok(false)));
         assert!(matches!(store.get(&key).await, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn the_user_index_follows_the_store() {
+        let store = MemoryStore::new();
+        let keys: Vec<TokenHash> = (0..3)
+            .map(|i| TokenHash::of(&format!("wxg_u{i}")))
+            .collect();
+        for k in &keys {
+            assert!(
+                store
+                    .put(*k, session(Duration::from_secs(60)))
+                    .await
+                    .is_ok()
+            );
+        }
+        assert_eq!(store.users.entries("wx1", "o1").len(), 3);
+        assert!(store.remove(&keys[0]).await.is_ok());
+        assert_eq!(store.users.entries("wx1", "o1").len(), 2);
+        assert!(matches!(
+            store.end_user_sessions("wx1", "o1", 1).await,
+            Ok(1)
+        ));
+        assert!(
+            matches!(store.get(&keys[1]).await, Ok(None)),
+            "not the oldest ended"
+        );
+        assert!(matches!(store.get(&keys[2]).await, Ok(Some(_))));
+        // expired sessions leave the index when swept
+        let short = TokenHash::of("wxg_short");
+        assert!(store.put(short, session(Duration::ZERO)).await.is_ok());
+        assert_eq!(store.live_sessions().await, Some(1));
+        assert_eq!(store.users.entries("wx1", "o1").len(), 1);
+        assert!(matches!(
+            store.end_user_sessions("wx1", "o1", 0).await,
+            Ok(1)
+        ));
+        assert!(store.users.entries("wx1", "o1").is_empty());
     }
 
     #[tokio::test]

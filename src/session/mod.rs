@@ -8,6 +8,7 @@ pub mod identity;
 pub mod memory;
 pub mod redis;
 pub mod token;
+mod users;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -69,6 +70,27 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), GatewayError>;
     /// Live sessions, when the backend can count them cheaply.
     async fn live_sessions(&self) -> Option<u64>;
+    /// The user's live sessions, oldest first.
+    async fn user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Vec<UserSession>, GatewayError>;
+    /// End the user's oldest live sessions until at most `keep` are left (`0`: all), as
+    /// `remove` ends one; how many ended.
+    async fn end_user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+        keep: usize,
+    ) -> Result<usize, GatewayError>;
+}
+
+/// One of a user's live sessions, as support sees it: never its token or hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSession {
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
 }
 
 /// The live session behind a `wxg_` token; an unknown, malformed (not text included) or

@@ -17,7 +17,7 @@ use moka::future::Cache;
 use moka::ops::compute::Op;
 use serde::{Deserialize, Serialize};
 
-use super::{Session, SessionStore, TokenHash};
+use super::{Session, SessionStore, TokenHash, UserSession};
 use crate::clock::{millis, unix_ms};
 use crate::error::GatewayError;
 use crate::redis::{LOCAL_TTL, RedisBackend};
@@ -68,6 +68,87 @@ impl RedisStore {
 
     fn key(&self, hash: &TokenHash) -> String {
         self.backend.key("session", &hash.to_hex())
+    }
+
+    /// The user's index: a sorted set of token hashes scored by creation time (ms), under
+    /// a keyed name (no openid in clear), living as long as the user's newest session.
+    fn user_key(&self, appid: &str, openid: &str) -> String {
+        self.backend
+            .key("user", &self.backend.sealer.name(&[appid, openid]))
+    }
+
+    /// Add a new session to its user's index.
+    async fn index(&self, hash: &TokenHash, session: &Session) -> Result<(), GatewayError> {
+        let user = self.user_key(&session.appid, &session.openid);
+        let left = session
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let created = unix_ms(SystemTime::now());
+        let add = redis::cmd("ZADD")
+            .arg(&user)
+            .arg(created)
+            .arg(hash.to_hex())
+            .clone();
+        self.backend.run::<i64>("session_index", &add).await?;
+        // the newest session lives longest: the index lives as long as it
+        let ttl = redis::cmd("PEXPIRE")
+            .arg(&user)
+            .arg(millis(left).max(1))
+            .clone();
+        self.backend.run::<i64>("session_index", &ttl).await?;
+        Ok(())
+    }
+
+    /// The user's live sessions, oldest first, with their hashes; entries of sessions
+    /// that ended are dropped from the index on the way.
+    async fn live_of(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Vec<(TokenHash, UserSession)>, GatewayError> {
+        let user = self.user_key(appid, openid);
+        let members: Vec<(String, u64)> = self
+            .backend
+            .run(
+                "session_index",
+                redis::cmd("ZRANGE")
+                    .arg(&user)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let mut live = Vec::with_capacity(members.len());
+        for (member, created_ms) in members {
+            let hash = TokenHash::from_hex(&member);
+            let left: i64 = match hash {
+                Some(h) if !self.removed.contains_key(&h) => {
+                    self.backend
+                        .run("session_index", redis::cmd("PTTL").arg(self.key(&h)))
+                        .await?
+                }
+                _ => -2,
+            };
+            match hash {
+                Some(h) if left > 0 => {
+                    let now = SystemTime::now();
+                    live.push((
+                        h,
+                        UserSession {
+                            created_at: UNIX_EPOCH + Duration::from_millis(created_ms),
+                            expires_at: now + Duration::from_millis(left.unsigned_abs()),
+                        },
+                    ));
+                }
+                _ => {
+                    self.backend
+                        .run::<i64>("session_index", redis::cmd("ZREM").arg(&user).arg(&member))
+                        .await?;
+                }
+            }
+        }
+        Ok(live)
     }
 
     fn decode(&self, key: &str, blob: &[u8]) -> Option<Session> {
@@ -156,6 +237,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn put(&self, key: TokenHash, session: Arc<Session>) -> Result<(), GatewayError> {
         if self.write(&key, &session, false).await? {
+            self.index(&key, &session).await?;
             self.cache_locally(key, session).await;
         }
         Ok(())
@@ -206,5 +288,37 @@ impl SessionStore for RedisStore {
 
     async fn live_sessions(&self) -> Option<u64> {
         None
+    }
+
+    async fn user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Vec<UserSession>, GatewayError> {
+        let live = self.live_of(appid, openid).await?;
+        Ok(live.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// Each ended session goes as `remove` ends one: gone here at once (and never cached
+    /// again), on other replicas when their local copy ages out (under a second).
+    async fn end_user_sessions(
+        &self,
+        appid: &str,
+        openid: &str,
+        keep: usize,
+    ) -> Result<usize, GatewayError> {
+        let live = self.live_of(appid, openid).await?;
+        let ending = live.len().saturating_sub(keep);
+        let user = self.user_key(appid, openid);
+        for (hash, _) in &live[..ending] {
+            self.remove(hash).await?;
+            self.backend
+                .run::<i64>(
+                    "session_index",
+                    redis::cmd("ZREM").arg(&user).arg(hash.to_hex()),
+                )
+                .await?;
+        }
+        Ok(ending)
     }
 }
