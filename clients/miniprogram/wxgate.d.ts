@@ -19,6 +19,10 @@ export type GatewayErrorCode =
   | 'wechat_unavailable'
   | 'store_unavailable'
   | 'upstream_timeout'
+  /** encryptedData that does not open with the session's key: log in again and retry. */
+  | 'decrypt_failed'
+  | 'request_timeout'
+  | 'forbidden'
 
 /** Error codes the client produces itself. */
 export type ClientErrorCode =
@@ -100,11 +104,24 @@ export interface SessionInfo {
   phone_number: string | null
   /** RFC 3339, UTC. */
   expires_at: string
+  /**
+   * Only with `session({ verify: true })`: whether WeChat still holds this session's key
+   * (false: call wx.login again before using encrypted data); null when WeChat could not
+   * be asked.
+   */
+  session_key_valid?: boolean | null
+}
+
+/** Data sealed with the session key, as wx.getWeRunData / wx.getShareInfo give it. */
+export interface EncryptedData {
+  encryptedData: string
+  iv: string
 }
 
 /** The event of `<button open-type="getPhoneNumber" bindgetphonenumber="...">`. */
 export interface PhoneNumberEvent {
-  detail: { code?: string; errMsg?: string }
+  /** `code` (base library 2.21.2+); older ones give only `encryptedData` and `iv`. */
+  detail: { code?: string; errMsg?: string; encryptedData?: string; iv?: string }
 }
 
 export interface WxgateOptions {
@@ -140,10 +157,15 @@ export interface WxgateClient {
    * network failure.
    */
   request<T = any>(options: RequestOptions): Promise<WxResponse<T>>
-  /** getPhoneNumber event -> POST /wx/phone. Rejects with `phone_denied` when the user refused. */
+  /**
+   * getPhoneNumber event -> POST /wx/phone (its `code`, or the legacy `encryptedData` and
+   * `iv`). Rejects with `phone_denied` when the user refused.
+   */
   bindPhone(event: PhoneNumberEvent): Promise<PhoneResult>
-  /** GET /wx/session. */
-  session(): Promise<SessionInfo>
+  /** GET /wx/session; `{ verify: true }` adds `session_key_valid`. */
+  session(options?: { verify?: boolean }): Promise<SessionInfo>
+  /** POST /wx/decrypt: the decrypted JSON. Rejects with `decrypt_failed` for another key's data. */
+  decrypt<T = Record<string, unknown>>(input: EncryptedData | { detail: EncryptedData }): Promise<T>
   /**
    * Forget the token (before any network call, so also when offline), then POST
    * /wx/logout with it. A login in flight never stores its token afterwards.

@@ -155,9 +155,17 @@ export function createWxgate(options = {}) {
     return check(res)
   }
 
-  /** From the getPhoneNumber button's event to POST /wx/phone; the session gets the phone. */
+  /**
+   * From the getPhoneNumber button's event to POST /wx/phone; the session gets the phone.
+   * The button's `code` is sent when there is one; an older base library's event with only
+   * `encryptedData` and `iv` is sent as that (the gateway decrypts it with the session key).
+   */
   async function bindPhone(event) {
     const detail = (event && event.detail) || {}
+    if (!detail.code && detail.encryptedData && detail.iv) {
+      const data = { encryptedData: detail.encryptedData, iv: detail.iv }
+      return (await request({ url: authPrefix + '/phone', method: 'POST', data })).data
+    }
     if (!detail.code) {
       // "getPhoneNumber:fail user deny" (wording varies by version); "no permission" etc.
       const denied = /deny|cancel/i.test(detail.errMsg || '')
@@ -168,9 +176,26 @@ export function createWxgate(options = {}) {
     return res.data
   }
 
-  /** GET /wx/session: openid, unionid, appid, account_id, phone_number, expires_at. */
-  async function session() {
-    return (await request({ url: authPrefix + '/session' })).data
+  /**
+   * GET /wx/session: openid, unionid, appid, account_id, phone_number, expires_at; with
+   * `{ verify: true }` also `session_key_valid` (WeChat's checksession: false means call
+   * wx.login again before using encrypted data; null when WeChat could not be asked).
+   */
+  async function session({ verify = false } = {}) {
+    const url = authPrefix + '/session' + (verify ? '?verify=true' : '')
+    return (await request({ url })).data
+  }
+
+  /**
+   * POST /wx/decrypt: the JSON sealed in `encryptedData` + `iv` (what wx.getWeRunData,
+   * wx.getShareInfo or a button event hands over; `{ detail: {...} }` events too), opened
+   * by the gateway with the session key it holds. `decrypt_failed` means the data was
+   * sealed for another session key: log in again, fetch the data again, retry.
+   */
+  async function decrypt(input) {
+    const source = (input && input.detail) || input || {}
+    const data = { encryptedData: source.encryptedData, iv: source.iv }
+    return (await request({ url: authPrefix + '/decrypt', method: 'POST', data })).data.data
   }
 
   /**
@@ -188,7 +213,7 @@ export function createWxgate(options = {}) {
     if (res.statusCode !== 401) check(res) // 401: the gateway had already forgotten it
   }
 
-  return { login, request, bindPhone, session, logout, getToken }
+  return { login, request, bindPhone, session, decrypt, logout, getToken }
 }
 
 const DEFAULT_PORTS = { http: 80, https: 443 }

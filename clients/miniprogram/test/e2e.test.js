@@ -20,6 +20,7 @@ const bin = process.env.WXGATE_BIN || path.resolve(here, '../../../target/debug/
 // block's logins must not use up another's.
 let gatewayURL
 let adminURL
+let demoLines = []
 
 function useDemo() {
   let demo
@@ -27,16 +28,20 @@ function useDemo() {
     demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
+    // one reader for all of stdout: the first line has the addresses, the rest the curl lines
+    demoLines = []
     const first = await new Promise((resolve, reject) => {
       demo.once('error', reject)
       demo.once('exit', (code) => reject(new Error(`wxgate demo exited with ${code}`)))
-      readline.createInterface({ input: demo.stdout }).once('line', resolve)
+      readline.createInterface({ input: demo.stdout }).on('line', (line) => {
+        demoLines.push(line)
+        if (demoLines.length === 1) resolve(line)
+      })
     })
     const m = first.match(/gateway (http:\/\/127\.0\.0\.1:\d+), admin (http:\/\/127\.0\.0\.1:\d+)/)
     assert.ok(m, `unexpected first line from wxgate demo: ${first}`)
     gatewayURL = m[1]
     adminURL = m[2]
-    demo.stdout.resume() // keep draining the curl lines
   })
   after(() => {
     demo.kill('SIGTERM')
@@ -213,5 +218,26 @@ describe('phone and errors', () => {
     const bad = client(fetchWx('bad'))
     await assert.rejects(bad.login(),
       (e) => e.code === 'invalid_code' && e.status === 400 && e.wechatErrcode === 40029)
+  })
+})
+
+describe('WeChat services', () => {
+  useDemo()
+
+  test("decrypt opens the data the demo sealed for carol, and her key checks valid", async () => {
+    const gate = client(fetchWx('carol'))
+    for (let i = 0; i < 100 && !demoLines.some((l) => l.includes('/wx/decrypt')); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    const line = demoLines.find((l) => l.includes('/wx/decrypt'))
+    assert.ok(line, `no decrypt line among ${demoLines.length} demo lines`)
+    const sealed = JSON.parse(line.match(/-d '([^']+)'/)[1])
+    const data = await gate.decrypt(sealed)
+    assert.equal(data.stepInfoList[0].step, 8042)
+    assert.equal((await gate.session()).session_key_valid, undefined)
+    assert.equal((await gate.session({ verify: true })).session_key_valid, true)
+    // data sealed for carol does not open in alice's session
+    const alice = client(fetchWx('alice'))
+    await assert.rejects(alice.decrypt(sealed), (e) => e instanceof WxgateError && e.code === 'decrypt_failed')
   })
 })

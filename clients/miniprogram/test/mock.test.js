@@ -360,3 +360,43 @@ test('a request whose token was logged out meanwhile does not log in again', asy
   assert.equal(wx.calls.filter((c) => c.url.endsWith('/api/x')).length, 1)
   assert.equal(gate.getToken(), '')
 })
+
+test('session({ verify: true }) asks for the key check; session() does not', async () => {
+  const gate = client(gateway())
+  assert.equal((await gate.session()).path, '/wx/session')
+  assert.equal((await gate.session({ verify: true })).path, '/wx/session?verify=true')
+})
+
+test('decrypt posts encryptedData and iv, from data or an event, and returns the JSON', async () => {
+  const seen = []
+  const gate = client((call, w) => {
+    if (call.url.endsWith('/wx/decrypt')) {
+      seen.push(call.data)
+      if (call.data.iv === 'old') return err(400, 'decrypt_failed')
+      return { statusCode: 200, data: { data: { stepInfoList: [{ step: 42 }] } } }
+    }
+    return gateway()(call, w)
+  })
+  const opened = await gate.decrypt({ encryptedData: 'ZGF0YQ==', iv: 'aXY=', errMsg: 'getWeRunData:ok' })
+  assert.deepEqual(opened, { stepInfoList: [{ step: 42 }] })
+  await gate.decrypt({ detail: { encryptedData: 'ZGF0YQ==', iv: 'aXY=' } })
+  assert.deepEqual(seen, [{ encryptedData: 'ZGF0YQ==', iv: 'aXY=' }, { encryptedData: 'ZGF0YQ==', iv: 'aXY=' }])
+  await assert.rejects(gate.decrypt({ encryptedData: 'ZGF0YQ==', iv: 'old' }), (e) => {
+    assert.ok(e instanceof WxgateError)
+    assert.equal(e.code, 'decrypt_failed')
+    assert.equal(e.status, 400)
+    return true
+  })
+})
+
+test('bindPhone sends the legacy encryptedData event, and the code when there is one', async () => {
+  const gate = client(gateway())
+  await gate.bindPhone({ detail: { encryptedData: 'ZW5j', iv: 'aXY=', errMsg: 'getPhoneNumber:ok' } })
+  const phoneCalls = () => wx.calls.filter((c) => c.url.endsWith('/wx/phone')).map((c) => c.data)
+  assert.deepEqual(phoneCalls(), [{ encryptedData: 'ZW5j', iv: 'aXY=' }])
+  await gate.bindPhone({ detail: { code: 'pc-1', encryptedData: 'ZW5j', iv: 'aXY=' } })
+  assert.deepEqual(phoneCalls()[1], { code: 'pc-1' })
+  // a refusal still carries neither: no call
+  await assert.rejects(gate.bindPhone({ detail: { errMsg: 'getPhoneNumber:fail user deny' } }))
+  assert.equal(phoneCalls().length, 2)
+})
