@@ -33,6 +33,8 @@ export type ClientErrorCode =
   | 'http_error'
   /** logout() was called while this login (or the request waiting for it) ran. */
   | 'logged_out'
+  /** wx.setStorageSync threw (storage full or unavailable); the token was not kept. */
+  | 'storage_error'
 
 export type WxgateErrorCode = GatewayErrorCode | ClientErrorCode
 
@@ -43,6 +45,7 @@ export declare const CLIENT_ERRORS: Readonly<{
   phoneUnavailable: 'phone_unavailable'
   http: 'http_error'
   loggedOut: 'logged_out'
+  storage: 'storage_error'
 }>
 
 export declare class WxgateError extends Error {
@@ -55,6 +58,8 @@ export declare class WxgateError extends Error {
   readonly wechatErrcode?: number
   /** The wx.request response of an error status. */
   readonly response?: WxResponse
+  /** Seconds from the `Retry-After` header (on `rate_limited`), when the answer had one. */
+  readonly retryAfter?: number
 }
 
 /** What wx.request's success callback receives. */
@@ -71,12 +76,69 @@ export interface RequestOptions {
    * protocol-relative "//host/x" included, is sent without it and never logs in.
    */
   url: string
-  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS'
+  /** The methods wx.request takes. */
+  method?: 'OPTIONS' | 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'TRACE' | 'CONNECT'
   /** Sent as JSON unless `header` sets another Content-Type. */
   data?: unknown
   header?: Record<string, string>
   /** false: send no token and never log in (for `public` routes). Default true. */
   auth?: boolean
+  /** Milliseconds; overrides createWxgate's `timeout`. */
+  timeout?: number
+  dataType?: 'json' | string
+  responseType?: 'text' | 'arraybuffer'
+  enableHttp2?: boolean
+  enableQuic?: boolean
+  enableCache?: boolean
+  enableChunked?: boolean
+  /** Any other wx.request option passes through unchanged. */
+  [option: string]: unknown
+}
+
+/** wx.uploadFile's options; the token, re-login and replay as for request(). */
+export interface UploadFileOptions {
+  url: string
+  filePath: string
+  name: string
+  header?: Record<string, string>
+  formData?: Record<string, unknown>
+  timeout?: number
+  auth?: boolean
+  [option: string]: unknown
+}
+
+/** What wx.uploadFile's success callback receives (`data` is the body as text). */
+export interface UploadFileResult {
+  statusCode: number
+  data: string
+}
+
+/** wx.downloadFile's options; the token, re-login and replay as for request(). */
+export interface DownloadFileOptions {
+  url: string
+  header?: Record<string, string>
+  filePath?: string
+  timeout?: number
+  auth?: boolean
+  [option: string]: unknown
+}
+
+export interface DownloadFileResult {
+  statusCode: number
+  tempFilePath: string
+  filePath?: string
+}
+
+/** wx.connectSocket's options: `url` may be ws(s)://, http(s):// or a path under baseURL. */
+export interface ConnectSocketOptions {
+  url: string
+  header?: Record<string, string>
+  protocols?: string[]
+  tcpNoDelay?: boolean
+  perMessageDeflate?: boolean
+  timeout?: number
+  auth?: boolean
+  [option: string]: unknown
 }
 
 export interface LoginResult {
@@ -139,8 +201,14 @@ export interface WxgateOptions {
   appid?: string
   /** wx.request timeout in milliseconds. */
   timeout?: number
-  /** The `wx` object; defaults to the global one. */
+  /** The `wx` object; defaults to the global one (or Taro / uni, which have the same API). */
   wx?: unknown
+  /**
+   * Opt-in retries of `store_unavailable` and `wechat_unavailable` (a login with a new
+   * wx.login code each time): `attempts` more tries (default 0), after `baseDelay` ms
+   * (default 200) doubled each time, with jitter.
+   */
+  retry?: { attempts?: number; baseDelay?: number }
 }
 
 export interface WxgateClient {
@@ -157,6 +225,16 @@ export interface WxgateClient {
    * network failure.
    */
   request<T = any>(options: RequestOptions): Promise<WxResponse<T>>
+  /** wx.uploadFile with the token; as request() for login, 401 and errors. */
+  uploadFile(options: UploadFileOptions): Promise<UploadFileResult>
+  /** wx.downloadFile with the token; as request() for login, 401 and errors. */
+  downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult>
+  /**
+   * wx.connectSocket with the token: a failed handshake has no status to act on, so the
+   * token is made sure of first (GET /wx/session, logging in again when it is dead).
+   * Resolves with wx.connectSocket's SocketTask.
+   */
+  connectSocket(options: ConnectSocketOptions): Promise<unknown>
   /**
    * getPhoneNumber event -> POST /wx/phone (its `code`, or the legacy `encryptedData` and
    * `iv`). Rejects with `phone_denied` when the user refused.

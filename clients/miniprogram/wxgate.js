@@ -1,6 +1,7 @@
 // wxgate client for WeChat Mini Programs: logs in through the gateway, keeps the token
-// in wx storage, and wraps wx.request so that every call to the gateway carries it (and
-// no call to any other origin does). No dependencies.
+// in wx storage, and wraps wx.request, wx.uploadFile, wx.downloadFile and wx.connectSocket
+// so that every call to the gateway carries it (and no call to any other origin does).
+// No dependencies.
 //
 //   import { createWxgate } from './wxgate.js'
 //   const gate = createWxgate({ baseURL: 'https://api.example.com' })
@@ -14,17 +15,25 @@ export const CLIENT_ERRORS = Object.freeze({
   phoneUnavailable: 'phone_unavailable', // getPhoneNumber gave no code for another reason
   http: 'http_error', // an error status without a gateway error body (from the upstream)
   loggedOut: 'logged_out', // logout() overtook this login (or the request waiting for it)
+  storage: 'storage_error', // wx.setStorageSync threw (storage full or unavailable)
 })
+
+/** Gateway codes that mean "try again shortly"; retried only with the `retry` option. */
+const RETRYABLE = new Set(['store_unavailable', 'wechat_unavailable'])
+
+/** How long before its end a token is renewed instead of sent. */
+const RENEW_BEFORE_MS = 30 * 1000
 
 /** A failed call. `code` is a contract error code or one of CLIENT_ERRORS. */
 export class WxgateError extends Error {
-  constructor(code, message, { status = 0, wechatErrcode, response } = {}) {
+  constructor(code, message, { status = 0, wechatErrcode, response, retryAfter } = {}) {
     super(message || code)
     this.name = 'WxgateError'
     this.code = code
     this.status = status
     if (wechatErrcode !== undefined) this.wechatErrcode = wechatErrcode
     if (response !== undefined) this.response = response
+    if (retryAfter !== undefined) this.retryAfter = retryAfter
   }
 }
 
@@ -39,6 +48,9 @@ export function createWxgate(options = {}) {
   const appid = options.appid // only needed when the gateway serves several mini-programs
   const timeout = options.timeout // passed to wx.request; WeChat's default otherwise
   const api = () => options.wx || globalThis.wx // resolved per call, so tests can swap it
+  // opt-in: retry store_unavailable / wechat_unavailable with jittered exponential backoff
+  const retry = { attempts: 0, baseDelay: 200, ...(options.retry || {}) }
+  const expiryKey = storageKey + '_expires_at'
 
   let loginInFlight = null
   // Bumped by logout(): a login or a re-login started before it must not store a token.
@@ -48,9 +60,25 @@ export function createWxgate(options = {}) {
     return api().getStorageSync(storageKey) || ''
   }
 
-  function setToken(token) {
-    if (token) api().setStorageSync(storageKey, token)
-    else api().removeStorageSync(storageKey)
+  /** The stored token unless it ends within RENEW_BEFORE_MS (then: renew it first). */
+  function liveToken() {
+    const token = getToken()
+    const expiresAt = Number(api().getStorageSync(expiryKey) || 0)
+    return token && (!expiresAt || Date.now() < expiresAt - RENEW_BEFORE_MS) ? token : ''
+  }
+
+  function setToken(token, expiresIn) {
+    try {
+      if (token) {
+        api().setStorageSync(storageKey, token)
+        if (expiresIn > 0) api().setStorageSync(expiryKey, Date.now() + expiresIn * 1000)
+      } else {
+        api().removeStorageSync(storageKey)
+        api().removeStorageSync(expiryKey)
+      }
+    } catch (e) {
+      throw new WxgateError(CLIENT_ERRORS.storage, `wx storage failed: ${(e && (e.errMsg || e.message)) || e}`)
+    }
   }
 
   // The absolute URL wx.request gets: an absolute URL as given; "//host/x" with the
@@ -68,28 +96,42 @@ export function createWxgate(options = {}) {
     return origin !== null && origin.key === base.key
   }
 
+  // The header for `url`: the caller's, plus the token only on the baseURL's origin.
+  function headerFor(url, header, token) {
+    const headers = { ...(header || {}) }
+    if (token && isGateway(url)) headers.Authorization = `Bearer ${token}`
+    return headers
+  }
+
   // wx.request as a promise that resolves for any HTTP status, rejects on network errors.
-  // The token is attached only when the URL is on the baseURL's origin.
-  function send({ url, method = 'GET', data, header = {}, token }) {
+  // Every other wx.request option (timeout, responseType, dataType, enableHttp2, ...)
+  // passes through unchanged.
+  function send({ url, method = 'GET', data, header, token, auth, success, fail, complete, ...rest }) {
     const target = resolveURL(url)
-    const headers = { ...header }
-    if (token && isGateway(target)) headers.Authorization = `Bearer ${token}`
+    const headers = headerFor(target, header, token)
     if (data !== undefined && !hasHeader(headers, 'content-type')) {
       headers['Content-Type'] = 'application/json'
     }
     return new Promise((resolve, reject) => {
-      const call = {
-        url: target,
-        method,
-        data,
-        header: headers,
-        success: resolve,
-        fail: (err) => reject(new WxgateError(CLIENT_ERRORS.network, err && err.errMsg)),
-      }
-      if (timeout) call.timeout = timeout
+      const call = { ...rest, url: target, method, data, header: headers, success: resolve, fail: networkError(reject) }
+      if (timeout && call.timeout === undefined) call.timeout = timeout
       api().request(call)
     })
   }
+
+  // wx.uploadFile / wx.downloadFile as promises, the same way (their own options pass).
+  function transfer(kind) {
+    return ({ url, header, token, auth, success, fail, complete, ...rest }) => {
+      const target = resolveURL(url)
+      return new Promise((resolve, reject) => {
+        const call = { ...rest, url: target, header: headerFor(target, header, token), success: resolve, fail: networkError(reject) }
+        if (timeout && call.timeout === undefined) call.timeout = timeout
+        api()[kind](call)
+      })
+    }
+  }
+  const sendUpload = transfer('uploadFile')
+  const sendDownload = transfer('downloadFile')
 
   function wxLogin() {
     return new Promise((resolve, reject) => {
@@ -110,7 +152,8 @@ export function createWxgate(options = {}) {
     if (!loginInFlight) {
       const started = epoch
       const superseded = () => epoch !== started
-      const pending = (async () => {
+      const pending = withRetry(async () => {
+        // a new wx.login code on every attempt: a code works once
         const code = await wxLogin()
         if (superseded()) throw loggedOut()
         const body = appid ? { code, appid } : { code }
@@ -119,9 +162,9 @@ export function createWxgate(options = {}) {
           revoke(res.data.token)
           throw loggedOut()
         }
-        setToken(res.data.token)
+        setToken(res.data.token, res.data.expires_in)
         return res.data
-      })().finally(() => {
+      }).finally(() => {
         if (loginInFlight === pending) loginInFlight = null
       })
       loginInFlight = pending
@@ -141,18 +184,72 @@ export function createWxgate(options = {}) {
    * revoked) triggers one new login and one replay, unless logout() came in between.
    * `auth: false`, and any URL off the baseURL's origin, send no token and never log in.
    */
-  async function request(opts) {
-    if (opts.auth === false || !isGateway(resolveURL(opts.url))) return check(await send(opts))
+  function request(opts) {
+    return withRetry(() => authorized(opts, send))
+  }
+
+  /** wx.uploadFile with the token, re-login and replay as request(). */
+  function uploadFile(opts) {
+    return withRetry(() => authorized(opts, sendUpload))
+  }
+
+  /** wx.downloadFile with the token, re-login and replay as request(). */
+  function downloadFile(opts) {
+    return withRetry(() => authorized(opts, sendDownload))
+  }
+
+  // One call through `transport` with the token when it goes to the gateway; one
+  // re-login and one replay on the gateway's 401.
+  async function authorized(opts, transport) {
+    if (opts.auth === false || !isGateway(resolveURL(opts.url))) return check(await transport(opts))
     const started = epoch
-    const token = getToken() || (await login()).token
-    const res = await send({ ...opts, token })
-    if (res.statusCode === 401 && errorOf(res).code === 'unauthenticated' && epoch === started) {
+    const token = liveToken() || (await login()).token
+    const res = await transport({ ...opts, token })
+    if (isUnauthenticated(res) && epoch === started) {
       // Another caller may already have logged in again while we waited.
-      const current = getToken()
+      const current = liveToken()
       const fresh = current && current !== token ? current : (await login()).token
-      return check(await send({ ...opts, token: fresh }))
+      return check(await transport({ ...opts, token: fresh }))
     }
     return check(res)
+  }
+
+  /**
+   * wx.connectSocket with the token. A failed handshake tells the page nothing (no
+   * status), so the token is first made sure of (GET /wx/session, logging in again when
+   * it is dead); then the SocketTask of wx.connectSocket is returned. ws:// and wss://
+   * URLs count as the baseURL's origin when their host and port are its.
+   */
+  async function connectSocket({ url, header, auth, ...rest }) {
+    const target = resolveSocketURL(url)
+    let token = ''
+    if (auth !== false && isGateway(target.replace(/^ws/i, 'http'))) {
+      await request({ url: authPrefix + '/session' })
+      token = getToken()
+    }
+    const headers = { ...(header || {}) }
+    if (token) headers.Authorization = `Bearer ${token}`
+    return api().connectSocket({ ...rest, url: target, header: headers })
+  }
+
+  function resolveSocketURL(url) {
+    const text = String(url)
+    if (/^wss?:/i.test(text)) return text
+    return resolveURL(text).replace(/^http/i, 'ws')
+  }
+
+  // Run `attempt`; with the `retry` option, again after a jittered, doubling delay while
+  // it fails with store_unavailable or wechat_unavailable.
+  async function withRetry(attempt) {
+    for (let i = 0; ; i += 1) {
+      try {
+        return await attempt()
+      } catch (e) {
+        if (!(e instanceof WxgateError) || !RETRYABLE.has(e.code) || i >= retry.attempts) throw e
+        const delay = retry.baseDelay * 2 ** i * (0.5 + Math.random())
+        await new Promise((resolve) => setTimeout(resolve, delay))
+      }
+    }
   }
 
   /**
@@ -213,7 +310,7 @@ export function createWxgate(options = {}) {
     if (res.statusCode !== 401) check(res) // 401: the gateway had already forgotten it
   }
 
-  return { login, request, bindPhone, session, decrypt, logout, getToken }
+  return { login, request, uploadFile, downloadFile, connectSocket, bindPhone, session, decrypt, logout, getToken }
 }
 
 const DEFAULT_PORTS = { http: 80, https: 443 }
@@ -234,6 +331,24 @@ function parseOrigin(url) {
   const port = hostPort[2] === undefined ? DEFAULT_PORTS[scheme] : Number(hostPort[2])
   if (port < 1 || port > 65535) return null
   return { scheme, key: `${scheme}://${hostPort[1]}:${port}` }
+}
+
+function networkError(reject) {
+  return (err) => reject(new WxgateError(CLIENT_ERRORS.network, err && err.errMsg))
+}
+
+// The gateway's own 401: its error body says `unauthenticated` (a download has no body:
+// then its `WWW-Authenticate: Bearer`, which only the gateway's 401 is certain to carry).
+function isUnauthenticated(res) {
+  if (res.statusCode !== 401) return false
+  if (errorOf(res).code === 'unauthenticated') return true
+  return res.data === undefined && /^bearer/i.test(headerValue(res, 'www-authenticate'))
+}
+
+function headerValue(res, name) {
+  const header = res.header || {}
+  const key = Object.keys(header).find((k) => k.toLowerCase() === name)
+  return key === undefined ? '' : String(header[key])
 }
 
 function loggedOut() {
@@ -257,9 +372,11 @@ function safeParse(text) {
 function check(res) {
   if (res.statusCode < 400) return res
   const err = errorOf(res)
+  const retryAfter = Number(headerValue(res, 'retry-after'))
   throw new WxgateError(err.code || CLIENT_ERRORS.http, err.message || `HTTP ${res.statusCode}`, {
     status: res.statusCode,
     wechatErrcode: err.wechat_errcode,
     response: res,
+    retryAfter: headerValue(res, 'retry-after') && Number.isFinite(retryAfter) ? retryAfter : undefined,
   })
 }

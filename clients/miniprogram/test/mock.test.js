@@ -25,6 +25,24 @@ function fakeWx(route) {
       const res = route(call, wx)
       setTimeout(() => (res ? call.success({ header: {}, ...res }) : call.fail({ errMsg: 'request:fail' })), 1)
     },
+    // uploadFile answers like request, its data a string; downloadFile has no data
+    uploadFile(call) {
+      wx.calls.push({ ...call, kind: 'upload' })
+      const res = route(call, wx)
+      const data = res && typeof res.data !== 'string' ? JSON.stringify(res.data) : res && res.data
+      setTimeout(() => (res ? call.success({ header: {}, ...res, data }) : call.fail({ errMsg: 'uploadFile:fail' })), 1)
+    },
+    downloadFile(call) {
+      wx.calls.push({ ...call, kind: 'download' })
+      const res = route(call, wx)
+      setTimeout(() => (res
+        ? call.success({ header: res.header || {}, statusCode: res.statusCode, tempFilePath: 'wxfile://tmp/1' })
+        : call.fail({ errMsg: 'downloadFile:fail' })), 1)
+    },
+    connectSocket(call) {
+      wx.sockets = [...(wx.sockets || []), call]
+      return { socketTask: true, url: call.url }
+    },
   }
   return wx
 }
@@ -399,4 +417,114 @@ test('bindPhone sends the legacy encryptedData event, and the code when there is
   // a refusal still carries neither: no call
   await assert.rejects(gate.bindPhone({ detail: { errMsg: 'getPhoneNumber:fail user deny' } }))
   assert.equal(phoneCalls().length, 2)
+})
+
+test("every other wx.request option passes through; the client's own do not", async () => {
+  const gate = client(gateway())
+  await gate.request({ url: '/api/a', timeout: 1234, responseType: 'arraybuffer', dataType: 'other', enableHttp2: true, enableCache: true, auth: true })
+  const call = wx.calls.at(-1)
+  assert.equal(call.timeout, 1234)
+  assert.equal(call.responseType, 'arraybuffer')
+  assert.equal(call.dataType, 'other')
+  assert.equal(call.enableHttp2, true)
+  assert.equal(call.enableCache, true)
+  assert.equal(call.auth, undefined)
+  assert.equal(call.token, undefined)
+})
+
+test('uploadFile and downloadFile carry the token, and log in again once on the gateway 401', async () => {
+  let dead = 'tok-1'
+  const gate = client((call, w) => {
+    const path = call.url.replace('https://gw.example', '')
+    if (call.url.startsWith('https://cdn.example/')) return { statusCode: 200, data: 'png' }
+    if (path === '/api/file' && bearer(call) === `Bearer ${dead}`) {
+      return { statusCode: 401, header: { 'WWW-Authenticate': 'Bearer' }, data: { error: { code: 'unauthenticated', message: 'x' } } }
+    }
+    return gateway()(call, w)
+  })
+  await gate.login()
+  const up = await gate.uploadFile({ url: '/api/file', filePath: 'wxfile://a.png', name: 'file', formData: { a: '1' } })
+  assert.equal(up.statusCode, 200)
+  const uploads = wx.calls.filter((c) => c.kind === 'upload')
+  assert.deepEqual(uploads.map(bearer), ['Bearer tok-1', 'Bearer tok-2'])
+  assert.equal(uploads[1].filePath, 'wxfile://a.png')
+  assert.deepEqual(uploads[1].formData, { a: '1' })
+  dead = 'tok-2'
+  const down = await gate.downloadFile({ url: '/api/file' })
+  assert.equal(down.tempFilePath, 'wxfile://tmp/1')
+  assert.deepEqual(wx.calls.filter((c) => c.kind === 'download').map(bearer), ['Bearer tok-2', 'Bearer tok-3'])
+  // another origin: no token, no login
+  const before = wx.logins
+  await gate.downloadFile({ url: 'https://cdn.example/x.png' })
+  assert.equal(bearer(wx.calls.at(-1)), undefined)
+  assert.equal(wx.logins, before)
+})
+
+test('connectSocket makes sure of a live token first, and sends it only to the gateway', async () => {
+  let alive = () => false
+  const gate = client(gateway({ valid: (t) => alive(t) }))
+  wx.storage.set('wxgate_token', 'tok-dead')
+  alive = (t) => t !== 'tok-dead'
+  const task = await gate.connectSocket({ url: '/ws/chat', protocols: ['chat'] })
+  assert.equal(task.url, 'wss://gw.example/ws/chat')
+  const socket = wx.sockets.at(-1)
+  assert.equal(socket.header.Authorization, 'Bearer tok-1', 'the dead token was used')
+  assert.deepEqual(socket.protocols, ['chat'])
+  assert.ok(wx.calls.some((c) => c.url.endsWith('/wx/session')))
+  await gate.connectSocket({ url: 'wss://other.example/ws' })
+  assert.equal(wx.sockets.at(-1).header.Authorization, undefined)
+})
+
+test('retry is opt-in: store_unavailable and wechat_unavailable are retried with backoff', async () => {
+  let failures = 2
+  const flaky = (call, w) => {
+    if (call.url.endsWith('/api/flaky') && failures > 0) {
+      failures -= 1
+      return err(503, 'store_unavailable')
+    }
+    return gateway()(call, w)
+  }
+  const plain = client(flaky)
+  await assert.rejects(plain.request({ url: '/api/flaky' }), (e) => e.code === 'store_unavailable')
+  failures = 2
+  const patient = client(flaky, { retry: { attempts: 2, baseDelay: 1 } })
+  assert.equal((await patient.request({ url: '/api/flaky' })).statusCode, 200)
+  assert.equal(wx.calls.filter((c) => c.url.endsWith('/api/flaky')).length, 3)
+  // a login is retried with a new wx.login code (a code works once)
+  let loginFailures = 1
+  const gate = client((call, w) => {
+    if (call.url.endsWith('/wx/login') && loginFailures > 0) {
+      loginFailures -= 1
+      return err(503, 'wechat_unavailable')
+    }
+    return gateway()(call, w)
+  }, { retry: { attempts: 1, baseDelay: 1 } })
+  await gate.login()
+  const codes = wx.calls.filter((c) => c.url.endsWith('/wx/login')).map((c) => c.data.code)
+  assert.deepEqual(codes, ['code-1', 'code-2'])
+  // other errors are never retried
+  const strict = client(() => err(400, 'invalid_code'), { retry: { attempts: 3, baseDelay: 1 } })
+  await assert.rejects(strict.login(), (e) => e.code === 'invalid_code')
+  assert.equal(wx.calls.length, 1)
+})
+
+test('rate_limited carries Retry-After; a full storage is a typed error', async () => {
+  const limited = client(() => ({ ...err(429, 'rate_limited'), header: { 'Retry-After': '7' } }))
+  await assert.rejects(limited.login(), (e) => e.code === 'rate_limited' && e.retryAfter === 7)
+  const full = client(gateway())
+  wx.setStorageSync = () => { throw new Error('setStorageSync:fail exceed storage max size 10MB') }
+  await assert.rejects(full.login(), (e) => e instanceof WxgateError && e.code === 'storage_error' && /exceed/.test(e.message))
+})
+
+test('a token about to expire is renewed before use, without a 401 round trip', async () => {
+  const gate = client((call, w) => {
+    const res = gateway()(call, w)
+    if (call.url.endsWith('/wx/login')) res.data.expires_in = 10 // within the renewal margin
+    return res
+  })
+  await gate.login()
+  await gate.request({ url: '/api/a' })
+  assert.equal(wx.logins, 2, 'the nearly expired token was sent')
+  assert.ok(!wx.calls.some((c) => c.statusCode === 401))
+  assert.equal(bearer(wx.calls.at(-1)), 'Bearer tok-2')
 })
