@@ -21,4 +21,5 @@ export WXGATE_BIN
 
 cd "$here"
 echo "clients/miniprogram/test.sh: node $(node --version), $("$WXGATE_BIN" --version)"
-node --test test/mock.test.js test/e2e.test.js
+node scripts/build-cjs.mjs --check
+node --test test/mock.test.js test/cjs.test.js test/e2e.test.js

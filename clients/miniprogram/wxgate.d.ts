@@ -209,6 +209,14 @@ export interface WxgateOptions {
    * (default 200) doubled each time, with jitter.
    */
   retry?: { attempts?: number; baseDelay?: number }
+  /**
+   * Interceptor: sees every call just before it goes to wx (`kind`: request, uploadFile,
+   * downloadFile, connectSocket, with the token already in `header`); return the call to
+   * send (or nothing to send it as is).
+   */
+  onRequest?: (call: Record<string, any>, kind: string) => Record<string, any> | void
+  /** Interceptor: sees every answer before the client reads it; return the answer to use. */
+  onResponse?: (res: any, call: Record<string, any>, kind: string) => any
 }
 
 export interface WxgateClient {

@@ -51,6 +51,10 @@ export function createWxgate(options = {}) {
   // opt-in: retry store_unavailable / wechat_unavailable with jittered exponential backoff
   const retry = { attempts: 0, baseDelay: 200, ...(options.retry || {}) }
   const expiryKey = storageKey + '_expires_at'
+  // Interceptor hooks: every call just before it goes to wx (request, upload, download,
+  // socket), and every answer; for logging, tracing headers, or Taro/uni-app's own ways.
+  const onRequest = options.onRequest || ((call) => call)
+  const onResponse = options.onResponse || ((res) => res)
 
   let loginInFlight = null
   // Bumped by logout(): a login or a re-login started before it must not store a token.
@@ -113,9 +117,9 @@ export function createWxgate(options = {}) {
       headers['Content-Type'] = 'application/json'
     }
     return new Promise((resolve, reject) => {
-      const call = { ...rest, url: target, method, data, header: headers, success: resolve, fail: networkError(reject) }
+      const call = { ...rest, url: target, method, data, header: headers }
       if (timeout && call.timeout === undefined) call.timeout = timeout
-      api().request(call)
+      dispatch('request', call, resolve, reject)
     })
   }
 
@@ -124,11 +128,20 @@ export function createWxgate(options = {}) {
     return ({ url, header, token, auth, success, fail, complete, ...rest }) => {
       const target = resolveURL(url)
       return new Promise((resolve, reject) => {
-        const call = { ...rest, url: target, header: headerFor(target, header, token), success: resolve, fail: networkError(reject) }
+        const call = { ...rest, url: target, header: headerFor(target, header, token) }
         if (timeout && call.timeout === undefined) call.timeout = timeout
-        api()[kind](call)
+        dispatch(kind, call, resolve, reject)
       })
     }
+  }
+  // Hand `call` to wx[kind] through the hooks.
+  function dispatch(kind, call, resolve, reject) {
+    const final = onRequest(call, kind) || call
+    api()[kind]({
+      ...final,
+      success: (res) => resolve(onResponse(res, final, kind) || res),
+      fail: networkError(reject),
+    })
   }
   const sendUpload = transfer('uploadFile')
   const sendDownload = transfer('downloadFile')
@@ -229,7 +242,8 @@ export function createWxgate(options = {}) {
     }
     const headers = { ...(header || {}) }
     if (token) headers.Authorization = `Bearer ${token}`
-    return api().connectSocket({ ...rest, url: target, header: headers })
+    const call = { ...rest, url: target, header: headers }
+    return api().connectSocket(onRequest(call, 'connectSocket') || call)
   }
 
   function resolveSocketURL(url) {

@@ -528,3 +528,24 @@ test('a token about to expire is renewed before use, without a 401 round trip', 
   assert.ok(!wx.calls.some((c) => c.statusCode === 401))
   assert.equal(bearer(wx.calls.at(-1)), 'Bearer tok-2')
 })
+
+test('interceptors see every call and answer; the `wx` option takes Taro or uni alike', async () => {
+  const seen = []
+  const uni = fakeWx(gateway()) // uni-app and Taro expose the same callback API as wx
+  const gate = createWxgate({
+    baseURL: 'https://gw.example',
+    wx: uni,
+    onRequest: (call, kind) => {
+      seen.push(kind)
+      return { ...call, header: { ...call.header, 'X-Trace': 't-1' } }
+    },
+    onResponse: (res) => ({ ...res, intercepted: true }),
+  })
+  const res = await gate.request({ url: '/api/a' })
+  assert.equal(res.intercepted, true)
+  assert.equal(uni.calls.at(-1).header['X-Trace'], 't-1')
+  assert.equal(uni.calls.at(-1).header.Authorization, 'Bearer tok-1')
+  await gate.connectSocket({ url: '/ws' })
+  assert.deepEqual(seen, ['request', 'request', 'request', 'connectSocket'])
+  assert.equal(uni.sockets.at(-1).header['X-Trace'], 't-1')
+})
