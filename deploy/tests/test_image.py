@@ -45,6 +45,14 @@ def test_build_stage_is_standard():
     assert froms[1].startswith(("gcr.io/distroless/cc", "debian:")), froms[1]
 
 
+def test_runtime_debian_matches_the_build_stage():
+    args = dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
+    numbers = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
+    assert numbers[args["DEBIAN_RELEASE"]] == args["DEBIAN_VERSION"], args
+    froms = instructions("FROM")
+    assert "${DEBIAN_RELEASE}" in froms[0] and "${DEBIAN_VERSION}" in froms[1], froms
+
+
 def test_runtime_is_non_root_and_probe_free():
     runtime = runtime_stage()
     users = re.findall(r"^USER\s+(\S+)", runtime, re.M)

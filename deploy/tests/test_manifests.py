@@ -289,6 +289,18 @@ def test_sidecar_routes_stay_on_loopback():
     assert listen == f"{upstream.hostname}:{upstream.port}"
 
 
+def test_sidecar_app_outlives_wxgates_drain():
+    # wxgate drains after its preStop; the app must still answer what it forwards then
+    o = sidecar()
+    drain = seconds(o.config["server"].get("drain_timeout", "30s"))
+    wxgate_stop = o.container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    app = next(c for c in o.pod["containers"] if c["name"] == "app")
+    app_stop = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert app_stop >= wxgate_stop + drain, f"app preStop {app_stop}s < {wxgate_stop}s + {drain}s"
+    grace = o.pod["terminationGracePeriodSeconds"]
+    assert grace > app_stop, f"grace {grace}s <= the app's preStop {app_stop}s"
+
+
 def test_replicas_share_a_redis_store():
     o = replicas()
     cfg = o.config
@@ -322,5 +334,7 @@ def test_replicas_scale_spread_and_budget():
     keys = set()
     for tsc in o.pod["topologySpreadConstraints"]:
         assert tsc["labelSelector"]["matchLabels"].items() <= labels.items()
+        # a tainted node the pods cannot use must not hold the spread back
+        assert tsc.get("nodeTaintsPolicy") == "Honor", tsc
         keys.add(tsc["topologyKey"])
     assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
