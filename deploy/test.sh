@@ -55,15 +55,24 @@ rendered="$(mktemp -d "${TMPDIR:-/tmp}/wxgate-deploy.XXXXXX")"
 trap 'rm -rf "$rendered"' EXIT
 export WXGATE_RENDERED_DIR="$rendered"
 
-for dir in base overlays/sidecar overlays/replicas; do
+for dir in base overlays/sidecar overlays/replicas examples/replicas-monitored; do
     name="$(basename "$dir")"
     "${render[@]}" "$here/k8s/$dir" >"$rendered/$name.yaml"
     log "rendered k8s/$dir: $(grep -c '^kind:' "$rendered/$name.yaml") resources"
 done
+# The Kubernetes schemas know no prometheus-operator kinds: those are checked by the
+# tests (deploy/tests/test_monitoring.py); the rest of the monitored overlay is validated.
+"$venv/bin/python" - "$rendered/replicas-monitored.yaml" "$rendered/replicas-monitored-core.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+core = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+assert len(core) < len(docs), "the monitoring component added no prometheus-operator kind"
+yaml.safe_dump_all(core, open(sys.argv[2], "w"))
+PY
 
 # --- schemas -----------------------------------------------------------------------------
 for version in $k8s_versions; do
-    for name in base sidecar replicas; do
+    for name in base sidecar replicas replicas-monitored-core; do
         # --strict: unknown fields (typos) are errors, as the API server's strict
         # field validation would make them.
         "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered/$name.yaml"
