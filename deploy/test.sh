@@ -55,7 +55,7 @@ rendered="$(mktemp -d "${TMPDIR:-/tmp}/wxgate-deploy.XXXXXX")"
 trap 'rm -rf "$rendered"' EXIT
 export WXGATE_RENDERED_DIR="$rendered"
 
-for dir in base overlays/sidecar overlays/replicas examples/replicas-monitored; do
+for dir in base overlays/sidecar overlays/replicas examples/replicas-monitored examples/inject; do
     name="$(basename "$dir")"
     "${render[@]}" "$here/k8s/$dir" >"$rendered/$name.yaml"
     log "rendered k8s/$dir: $(grep -c '^kind:' "$rendered/$name.yaml") resources"
@@ -72,7 +72,7 @@ PY
 
 # --- schemas -----------------------------------------------------------------------------
 for version in $k8s_versions; do
-    for name in base sidecar replicas replicas-monitored-core; do
+    for name in base sidecar replicas replicas-monitored-core inject; do
         # --strict: unknown fields (typos) are errors, as the API server's strict
         # field validation would make them.
         "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered/$name.yaml"
