@@ -289,6 +289,20 @@ def test_sidecar_routes_stay_on_loopback():
     assert listen == f"{upstream.hostname}:{upstream.port}"
 
 
+def test_every_selector_names_the_install(overlay):
+    # a second install (another instance value) must never select this one's pods
+    if overlay.name == "base":
+        return
+    instance = overlay.pod_labels["app.kubernetes.io/instance"]
+    selectors = [overlay.deployment["spec"]["selector"]["matchLabels"]]
+    selectors += [s["spec"]["selector"] for s in overlay.all("Service")]
+    selectors += [n["spec"]["podSelector"]["matchLabels"] for n in overlay.all("NetworkPolicy")]
+    selectors += [p["spec"]["selector"]["matchLabels"] for p in overlay.all("PodDisruptionBudget")]
+    selectors += [t["labelSelector"]["matchLabels"] for t in overlay.pod.get("topologySpreadConstraints", [])]
+    for selector in selectors:
+        assert selector.get("app.kubernetes.io/instance") == instance, selector
+
+
 def test_sidecar_app_outlives_wxgates_drain():
     # wxgate drains after its preStop; the app must still answer what it forwards then
     o = sidecar()
