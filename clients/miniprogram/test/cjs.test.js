@@ -18,6 +18,7 @@ test('package.json points the npm build at a CommonJS directory, and ESM users a
   assert.equal(pkg.main, 'miniprogram_dist/index.js')
   assert.equal(pkg.module, 'wxgate.js')
   assert.equal(pkg.private, undefined)
+  assert.ok(pkg.license, 'a license field')
   for (const f of ['wxgate.js', 'wxgate.d.ts', 'miniprogram_dist/']) assert.ok(pkg.files.includes(f), f)
 })
 
