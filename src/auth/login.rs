@@ -1,16 +1,19 @@
 //! `POST {auth_prefix}/login`: a `wx.login()` code in, a gateway token out.
 //!
 //! Steps: rate limit by client IP, parse `{code, appid?}`, exchange the code at WeChat,
-//! ask for the login's risk rank when `[risk]` is on, mint a token, store the session under the token's hash, answer with the identity and
-//! the resolved account. `session_key` stays in the store.
+//! ask for the login's risk rank when `[risk]` is on, mint a token, store the session
+//! under the token's hash (ending the user's oldest past `max_per_user`), answer with the
+//! identity and the resolved account, and write the audit line. `session_key` stays in
+//! the store.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{limit_client, outcome, read_json, required_code};
+use super::{client_ip, outcome, read_json, required_code};
 use crate::accounts::Resolved;
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
@@ -43,11 +46,9 @@ pub async fn login(
     req: Request<RequestBody>,
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let client_ip = conn
-        .client(req.headers(), &state.config.server.trusted_proxies)
-        .ip;
+    let client_ip = client_ip(state, req.headers(), conn);
     let mut audit = Audit::of_request(req.headers(), client_ip);
-    let result = exchange(state, req, conn, &mut audit).await;
+    let result = exchange(state, req, client_ip, &mut audit).await;
     let outcome = outcome(&result);
     state.metrics.record_login(outcome);
     let event = if result.is_ok() {
@@ -62,10 +63,10 @@ pub async fn login(
 async fn exchange(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: &ConnInfo,
+    client_ip: IpAddr,
     audit: &mut Audit,
 ) -> Result<Response<Body>, GatewayError> {
-    let client_ip = limit_client(state, req.headers(), conn)?;
+    state.limiter.check(client_ip)?;
     let body: LoginRequest = read_json(state, req).await?;
     let code = required_code(body.code.as_deref())?;
     let app = state

@@ -75,16 +75,10 @@ pub async fn handle(
     }
 }
 
-/// Take one token from the client's login bucket (shared by login and phone); the client
-/// IP it was charged to.
-pub fn limit_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    conn: &ConnInfo,
-) -> Result<IpAddr, GatewayError> {
-    let client = conn.client(headers, &state.config.server.trusted_proxies);
-    state.limiter.check(client.ip)?;
-    Ok(client.ip)
+/// The client IP of section 2: what the rate limit, the risk check and the audit log see.
+pub fn client_ip(state: &AppState, headers: &HeaderMap, conn: &ConnInfo) -> IpAddr {
+    conn.client(headers, &state.config.server.trusted_proxies)
+        .ip
 }
 
 /// The trimmed `code` of a login or phone request: required, at most 512 bytes.

@@ -9,13 +9,14 @@
 //! durable binding (openid → phone; the account is the accounts file's answer for it), then update the session so the next proxied request carries it — only
 //! if it still exists: a token revoked while WeChat answered gets 401, never revived.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::decrypt::Encrypted;
-use super::{authenticate, identify, limit_client, outcome, read_json, required_code};
+use super::{authenticate, client_ip, identify, outcome, read_json, required_code};
 use crate::accounts::{Binding, phone};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
@@ -47,11 +48,9 @@ pub async fn phone(
     req: Request<RequestBody>,
     conn: &ConnInfo,
 ) -> Result<Response<Body>, GatewayError> {
-    let client_ip = conn
-        .client(req.headers(), &state.config.server.trusted_proxies)
-        .ip;
+    let client_ip = client_ip(state, req.headers(), conn);
     let mut audit = Audit::of_request(req.headers(), client_ip);
-    let result = verify(state, req, conn, &mut audit).await;
+    let result = verify(state, req, client_ip, &mut audit).await;
     state.metrics.record_phone(outcome(&result));
     if result.is_ok() {
         audit.write(Event::PhoneVerified, "ok");
@@ -62,10 +61,10 @@ pub async fn phone(
 async fn verify(
     state: &Arc<AppState>,
     req: Request<RequestBody>,
-    conn: &ConnInfo,
+    client_ip: IpAddr,
     audit: &mut Audit,
 ) -> Result<Response<Body>, GatewayError> {
-    limit_client(state, req.headers(), conn)?;
+    state.limiter.check(client_ip)?;
     let (hash, session) = authenticate(state, req.headers()).await?;
     let body: PhoneRequest = read_json(state, req).await?;
     let has_code = body.code.as_deref().is_some_and(|c| !c.trim().is_empty());

@@ -8,7 +8,7 @@
 use http::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 
-use super::{authenticate, identify};
+use super::{authenticate, client_ip, identify};
 use crate::conn::ConnInfo;
 use crate::error::GatewayError;
 use crate::http::{Body, empty, json};
@@ -87,10 +87,7 @@ pub async fn logout(
 ) -> Result<Response<Body>, GatewayError> {
     let (hash, session) = authenticate(state, headers).await?;
     state.store.remove(&hash).await?;
-    let client_ip = conn
-        .client(headers, &state.config.server.trusted_proxies)
-        .ip;
-    let mut audit = Audit::of_request(headers, client_ip);
+    let mut audit = Audit::of_request(headers, client_ip(state, headers, conn));
     audit.appid = Some(session.appid.to_string());
     audit.openid = Some(session.openid.to_string());
     if let Ok(identity) = identify(state, &session).await {

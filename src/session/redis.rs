@@ -121,27 +121,25 @@ impl RedisStore {
             .await?;
         let mut live = Vec::with_capacity(members.len());
         for (member, created_ms) in members {
-            let hash = TokenHash::from_hex(&member);
-            let left: i64 = match hash {
-                Some(h) if !self.removed.contains_key(&h) => {
+            // a member this replica ended lately counts as gone, whatever Redis says yet
+            let hash = TokenHash::from_hex(&member).filter(|h| !self.removed.contains_key(h));
+            let left: i64 = match &hash {
+                Some(h) => {
                     self.backend
-                        .run("session_index", redis::cmd("PTTL").arg(self.key(&h)))
+                        .run("session_index", redis::cmd("PTTL").arg(self.key(h)))
                         .await?
                 }
-                _ => -2,
+                None => -2,
             };
-            match hash {
-                Some(h) if left > 0 => {
-                    let now = SystemTime::now();
-                    live.push((
-                        h,
-                        UserSession {
-                            created_at: UNIX_EPOCH + Duration::from_millis(created_ms),
-                            expires_at: now + Duration::from_millis(left.unsigned_abs()),
-                        },
-                    ));
-                }
-                _ => {
+            match hash.filter(|_| left > 0) {
+                Some(h) => live.push((
+                    h,
+                    UserSession {
+                        created_at: UNIX_EPOCH + Duration::from_millis(created_ms),
+                        expires_at: SystemTime::now() + Duration::from_millis(left.unsigned_abs()),
+                    },
+                )),
+                None => {
                     self.backend
                         .run::<i64>("session_index", redis::cmd("ZREM").arg(&user).arg(&member))
                         .await?;

@@ -142,41 +142,42 @@ impl WechatClient {
 
 /// Read up to the first byte that tells JSON from anything else; read JSON whole.
 async fn read_answer(mut body: Incoming) -> Result<AnswerBody, GatewayError> {
-    let unavailable = |_| GatewayError::WechatUnavailable { errcode: None };
     let mut seen = BytesMut::new();
-    let is_json = loop {
+    let first = loop {
         if let Some(&b) = seen.iter().find(|b| !b.is_ascii_whitespace()) {
-            break b == b'{';
+            break Some(b);
         }
-        match body.frame().await.transpose().map_err(unavailable)? {
-            Some(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    seen.extend_from_slice(&data);
-                }
-            }
-            None => return Ok(AnswerBody::Json(seen.freeze(), 0)),
+        if !read_more(&mut body, &mut seen).await? {
+            break None;
         }
     };
-    if !is_json {
-        return Ok(AnswerBody::Streamed(seen.freeze(), body));
-    }
-    while seen.len() <= MAX_JSON_LOOK {
-        match body.frame().await.transpose().map_err(unavailable)? {
-            Some(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    seen.extend_from_slice(&data);
-                }
-            }
-            None => {
-                let errcode = serde_json::from_slice(&seen)
-                    .ok()
-                    .and_then(|v| super::errcode::errcode(&v).ok().flatten())
-                    .unwrap_or(0);
-                return Ok(AnswerBody::Json(seen.freeze(), errcode));
-            }
+    let mut ended = first.is_none();
+    if first == Some(b'{') {
+        while !ended && seen.len() <= MAX_JSON_LOOK {
+            ended = !read_more(&mut body, &mut seen).await?;
         }
     }
-    Ok(AnswerBody::Streamed(seen.freeze(), body))
+    if !ended {
+        return Ok(AnswerBody::Streamed(seen.freeze(), body));
+    }
+    let errcode = serde_json::from_slice(&seen)
+        .ok()
+        .and_then(|v| super::errcode::errcode(&v).ok().flatten())
+        .unwrap_or(0);
+    Ok(AnswerBody::Json(seen.freeze(), errcode))
+}
+
+/// Append the body's next data to `seen`; `false` once the body has ended.
+async fn read_more(body: &mut Incoming, seen: &mut BytesMut) -> Result<bool, GatewayError> {
+    let frame = body
+        .frame()
+        .await
+        .transpose()
+        .map_err(|_| GatewayError::WechatUnavailable { errcode: None })?;
+    if let Some(data) = frame.as_ref().and_then(|f| f.data_ref()) {
+        seen.extend_from_slice(data);
+    }
+    Ok(frame.is_some())
 }
 
 /// The bytes already read, then the rest of WeChat's body.
